@@ -1,0 +1,21 @@
+"""ASGI entry point for the websocket process (Daphne with Channels).
+
+Plain HTTP is served by gunicorn (see README: Architecture); this process hosts websockets.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quay_site.settings")
+
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter([]),
+    }
+)

@@ -1,0 +1,23 @@
+"""gunicorn settings for the web process (HTTP: /v2/, /api/v1/, UI, admin).
+
+gunicorn sends blob files with os.sendfile (no copy through Python), which is what makes big
+blob GETs fast; gthread workers keep client connections alive between small requests.
+"""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_WORKERS", multiprocessing.cpu_count() * 2))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "8"))
+# Uploads of large layers can take long; gthread's timeout is the worker heartbeat, not a
+# per-request limit, but keep it generous for slow disks.
+timeout = int(os.environ.get("WEB_TIMEOUT", "300"))
+keepalive = 30
+sendfile = True
+accesslog = "-" if os.environ.get("ACCESS_LOG", "") == "1" else None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Let the registry see the client's address when behind the bundled nginx config.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

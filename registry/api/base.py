@@ -1,0 +1,154 @@
+"""The base of every /v2/ view: bearer-token authentication, OCI errors, common headers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from registry import errors, selectors, services
+from registry.models import Repository
+from registry.permissions import Principal
+from registry.tokens import InvalidToken, VerifiedToken, principal_for_token, verify_token
+
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+
+
+def service_name(request: HttpRequest) -> str:
+    return settings.SERVER_HOSTNAME or request.get_host()
+
+
+def realm(request: HttpRequest) -> str:
+    scheme = settings.PREFERRED_URL_SCHEME or request.scheme
+    return f"{scheme}://{service_name(request)}/v2/auth"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def error_response(request: HttpRequest, exc: errors.RegistryError, scope: str | None = None) -> HttpResponse:
+    response = JsonResponse({"errors": [exc.as_dict()]}, status=exc.status)
+    for name, value in exc.headers.items():
+        response[name] = value
+    if exc.status == 401:
+        challenge = f'Bearer realm="{realm(request)}",service="{service_name(request)}"'
+        if scope:
+            challenge += f',scope="{scope}"'
+        response["WWW-Authenticate"] = challenge
+    response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+    return response
+
+
+class _Unauthorized(errors.Unauthorized):
+    """UNAUTHORIZED carrying the scope to name in the challenge."""
+
+    def __init__(self, scope: str | None, detail=None):
+        super().__init__(detail)
+        self.scope = scope
+
+
+class RegistryTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <jwt>`` issued by /v2/auth; no header means anonymous."""
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _Unauthorized(None, {"reason": "a bearer token from the token endpoint is required"})
+        try:
+            verified = verify_token(token.strip(), service_name(request))
+        except InvalidToken as exc:
+            raise _Unauthorized(None, {"reason": f"invalid token: {exc}"}) from None
+        return (None, verified)
+
+    def authenticate_header(self, request):
+        return f'Bearer realm="{realm(request)}",service="{service_name(request)}"'
+
+
+class RegistryView(APIView):
+    """Access rules live here; subclasses ask for a repository and an action."""
+
+    authentication_classes = [RegistryTokenAuthentication]
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    parser_classes: list = []
+    # Registry clients do not send CSRF tokens; the API takes bearer tokens only.
+    throttle_classes: list = []
+
+    def perform_content_negotiation(self, request, force=False):
+        # Responses are built by hand with the media type each endpoint dictates.
+        return (self.renderer_classes[0](), "application/json")
+
+    def handle_exception(self, exc):
+        if isinstance(exc, errors.RegistryError):
+            return error_response(self.request, exc, getattr(exc, "scope", None))
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+        return response
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @property
+    def token(self) -> VerifiedToken | None:
+        return self.request.auth
+
+    def principal(self) -> Principal:
+        from registry.permissions import ANONYMOUS
+
+        return principal_for_token(self.token) if self.token is not None else ANONYMOUS
+
+    def principal_key(self) -> str:
+        return self.token.principal_key if self.token is not None else "anon"
+
+    def allows(self, name: str, action: str) -> bool:
+        return self.token is not None and self.token.allows("repository", name, action)
+
+    def repository_for(self, name: str, action: str) -> Repository:
+        """Authorize ``action`` on repository ``name`` and return it.
+
+        A caller that is not authorized gets the same 401 whether the repository exists or not;
+        NAME_UNKNOWN comes only after authorization succeeds. Public repositories may be pulled
+        without a token at all.
+        """
+        repository = selectors.repository_by_name(name)
+        allowed = self.allows(name, action) or (action == "delete" and self.allows(name, "push"))
+        if not allowed and action == "pull" and repository is not None and repository.is_public:
+            allowed = True
+        if not allowed:
+            raise _Unauthorized(f"repository:{name}:{action}", {"name": name, "action": action})
+        if repository is None:
+            if action != "push":
+                raise errors.NameUnknown({"name": name})
+            repository = services.repository_get_or_create_for_push(
+                full_name=name, principal=self.principal(), ip=client_ip(self.request)
+            )
+        if action != "pull" and repository.state == Repository.State.READ_ONLY:
+            raise errors.Denied({"reason": "the repository is read-only"})
+        return repository
+
+
+def body_stream(request) -> tuple[object, int | None]:
+    """The request body as a stream, and its length when the client declared one.
+
+    Django reads ``Content-Length`` bytes only and treats a chunked body as empty, so a chunked
+    body (Go clients stream PATCHes that way) is read from the WSGI input, which the server
+    (gunicorn) de-chunks.
+    """
+    raw = getattr(request, "_request", request)
+    if "chunked" in raw.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return raw.META["wsgi.input"], None
+    try:
+        length = int(raw.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise errors.SizeInvalid({"reason": "invalid Content-Length"}) from None
+    if length < 0:
+        raise errors.SizeInvalid({"reason": "invalid Content-Length"})
+    return raw, length

@@ -1,0 +1,101 @@
+"""``manage.py serve``: run every process of one machine in the foreground.
+
+The web process (gunicorn) and a Celery worker; Ctrl-C (or SIGTERM) stops them all, and if one
+exits, the others are stopped too so nothing runs half-way.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from accounts.models import User
+from accounts.services import user_create
+from registry.tokens import signing_key
+
+
+class Command(BaseCommand):
+    help = "Start the web server and the background worker in the foreground (Ctrl-C stops all)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery worker.")
+
+    def handle(self, *args, **options):
+        self._ensure_superuser()
+        # Create the token signing key before the workers fork, so they all read one key.
+        signing_key()
+        python = sys.executable
+        commands = {
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "quay_site.wsgi:application",
+                "-c",
+                str(settings.BASE_DIR / "quay_site" / "gunicorn_conf.py"),
+            ],
+        }
+        if not options["no_worker"]:
+            commands["worker"] = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "quay_site",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        children = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
+        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+        self.stdout.write(f"Serving http://{host}:{port} ({', '.join(children)}); Ctrl-C stops.")
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with {child.returncode}; stopping the rest")
+                    exit_code = child.returncode or 1
+                    stopping = True
+            time.sleep(0.2)
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.time() + 20
+        for child in children.values():
+            try:
+                child.wait(timeout=max(deadline - time.time(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sys.exit(exit_code)
+
+    def _ensure_superuser(self):
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        if not username or not password:
+            return
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user_create(
+                username=username,
+                password=password,
+                email=os.environ.get("DJANGO_SUPERUSER_EMAIL", ""),
+                is_superuser=True,
+            )
+            self.stdout.write(f"Created superuser {username}")
+        elif not user.is_superuser:
+            user.is_superuser = user.is_staff = True
+            user.save(update_fields=["is_superuser", "is_staff"])

@@ -1,0 +1,427 @@
+"""Writes of the registry: repositories, uploads, blobs, manifests and tags.
+
+Views call these with validated inputs and a Principal; every multi-row write is atomic, and
+nothing becomes visible before it is complete and verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Namespace
+from registry import errors, names
+from registry.manifests import ParsedManifest, digest_of, parse_manifest
+from registry.models import (
+    Blob,
+    Manifest,
+    ManifestBlob,
+    ManifestChild,
+    Repository,
+    RepositoryBlob,
+    RepositoryPermission,
+    Role,
+    Tag,
+    UploadSession,
+    UsageLog,
+)
+from registry.permissions import Principal, can_create_in, repository_role
+from registry.storage import get_blob_store
+from registry.usage import log_action
+
+# How long a manifest pushed by digest alone is kept alive by a hidden tag (the push of the
+# index that will refer to it is still going on).
+TEMP_TAG_SECONDS = 3600
+
+
+# ---------------------------------------------------------------------------------------------
+# Repositories
+
+
+@transaction.atomic
+def repository_create(
+    *,
+    namespace: Namespace,
+    name: str,
+    principal: Principal,
+    visibility: str = Repository.Visibility.PRIVATE,
+    kind: str = Repository.Kind.IMAGE,
+    description: str = "",
+    ip: str | None = None,
+) -> Repository:
+    """Create a repository; a creator who is not already an admin there gets admin on it."""
+    names.split_repository_name(f"{namespace.name}/{name}")
+    if not can_create_in(principal, namespace):
+        raise errors.Denied({"namespace": namespace.name})
+    repository = Repository.objects.create(
+        namespace=namespace, name=name, visibility=visibility, kind=kind, description=description
+    )
+    if repository_role(principal, repository) != Role.ADMIN:
+        RepositoryPermission.objects.create(repository=repository, user=principal.user, role=Role.ADMIN)
+    log_action(
+        UsageLog.Kind.CREATE_REPO,
+        principal=principal,
+        repository=repository,
+        ip=ip,
+        metadata={"repo": repository.name, "namespace": namespace.name},
+    )
+    return repository
+
+
+def repository_get_or_create_for_push(*, full_name: str, principal: Principal, ip: str | None) -> Repository:
+    """The repository a push names, created (private, image) on the first push when allowed."""
+    ns_name, repo_name = names.split_repository_name(full_name)
+    repository = Repository.objects.select_related("namespace").filter(namespace__name=ns_name, name=repo_name).first()
+    if repository is not None:
+        return repository
+    namespace = Namespace.objects.filter(name=ns_name).first()
+    if namespace is None or not can_create_in(principal, namespace):
+        raise errors.Denied({"name": full_name})
+    try:
+        return repository_create(namespace=namespace, name=repo_name, principal=principal, ip=ip)
+    except IntegrityError:
+        # Two layers of one push may race to create it: the loser uses the winner's row.
+        return Repository.objects.select_related("namespace").get(namespace=namespace, name=repo_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Uploads
+
+# hashlib objects cannot be pickled, so the running SHA-256 of an upload is kept in the process
+# that received its bytes; a request landing in another process re-hashes from storage.
+_running_hashes: dict[str, tuple[int, hashlib._Hash]] = {}
+_running_lock = threading.Lock()
+
+
+class _HashingReader:
+    def __init__(self, stream: BinaryIO, hasher):
+        self._stream = stream
+        self._hasher = hasher
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._hasher.update(data)
+        return data
+
+
+def upload_start(*, repository: Repository, principal: Principal) -> UploadSession:
+    return UploadSession.objects.create(
+        repository=repository,
+        owner=principal.key,
+        expires=timezone.now() + timedelta(seconds=settings.UPLOAD_SESSION_SECONDS),
+    )
+
+
+def upload_get(*, repository: Repository, upload_id: str, principal_key: str) -> UploadSession:
+    """The caller's live session in this repository; anything else is BLOB_UPLOAD_UNKNOWN."""
+    try:
+        session_id = uuid.UUID(upload_id)
+    except ValueError:
+        raise errors.BlobUploadUnknown({"uuid": upload_id}) from None
+    session = UploadSession.objects.filter(
+        pk=session_id, repository=repository, owner=principal_key, expires__gt=timezone.now()
+    ).first()
+    if session is None:
+        raise errors.BlobUploadUnknown({"uuid": upload_id})
+    return session
+
+
+def _append_locked(session: UploadSession, stream: BinaryIO, length: int | None, start: int | None) -> None:
+    """Append under the session lock: ``session`` is refreshed and updated in place."""
+    session.refresh_from_db(fields=["offset", "parts"])
+    committed = session.offset
+    if start is not None and start != committed:
+        raise errors.RangeInvalid(
+            {"offset": committed, "start": start}, headers={"Range": f"0-{max(committed - 1, 0)}"}
+        )
+    key = str(session.pk)
+    with _running_lock:
+        running = _running_hashes.pop(key, None)
+    hasher = running[1] if running is not None and running[0] == committed else None
+    if hasher is None and committed == 0:
+        hasher = hashlib.sha256()
+    source = _HashingReader(stream, hasher) if hasher is not None else stream
+    store = get_blob_store()
+    new_size, part = store.upload_append(key, committed, source, length)
+    if length is not None and new_size - committed != length:
+        # The client went away mid-body: the bytes are not committed and will be overwritten.
+        raise errors.SizeInvalid({"expected": length, "received": new_size - committed})
+    parts = session.parts + [part] if part is not None else session.parts
+    updated = UploadSession.objects.filter(pk=session.pk, offset=committed).update(offset=new_size, parts=parts)
+    if not updated:
+        if part is not None:
+            store.discard_part(part)
+        raise errors.RangeInvalid({"reason": "concurrent upload"}, headers={"Range": f"0-{max(committed - 1, 0)}"})
+    session.offset, session.parts = new_size, parts
+    if hasher is not None:
+        with _running_lock:
+            _running_hashes[key] = (new_size, hasher)
+
+
+def upload_append(*, session: UploadSession, stream: BinaryIO, length: int | None, start: int | None) -> UploadSession:
+    with get_blob_store().upload_lock(str(session.pk)):
+        _append_locked(session, stream, length, start)
+    return session
+
+
+def _upload_digest(session: UploadSession, algorithm: str) -> str:
+    key = str(session.pk)
+    with _running_lock:
+        running = _running_hashes.pop(key, None)
+    if algorithm == "sha256" and running is not None and running[0] == session.offset:
+        return f"sha256:{running[1].hexdigest()}"
+    hasher = hashlib.new(algorithm)
+    for chunk in get_blob_store().upload_read(key, session.offset, session.parts):
+        hasher.update(chunk)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def upload_complete(
+    *, session: UploadSession, digest: str, stream: BinaryIO | None, length: int | None, start: int | None
+) -> Blob:
+    """Append the last bytes, verify the digest, publish the blob and link it to the repository.
+
+    On a digest mismatch nothing is stored: the session and its bytes are removed.
+    """
+    store = get_blob_store()
+    key = str(session.pk)
+    with store.upload_lock(key):
+        if stream is not None and (length is None or length > 0):
+            _append_locked(session, stream, length, start)
+        else:
+            session.refresh_from_db(fields=["offset", "parts"])
+        actual = _upload_digest(session, digest.split(":", 1)[0])
+        if actual != digest:
+            store.upload_delete(key, session.parts)
+            session.delete()
+            raise errors.DigestInvalid({"expected": digest, "actual": actual})
+        if not Blob.objects.filter(digest=digest).exists() or not store.exists(digest):
+            store.upload_publish(key, session.offset, digest, session.parts)
+        else:
+            store.upload_delete(key, session.parts)
+        with transaction.atomic():
+            blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": session.offset})
+            _link_blob(session.repository, blob)
+            session.delete()
+    return blob
+
+
+def _link_blob(repository: Repository, blob: Blob) -> None:
+    # update_or_create refreshes `linked`, the GC grace clock, on every re-upload or mount.
+    RepositoryBlob.objects.update_or_create(repository=repository, blob=blob, defaults={"linked": timezone.now()})
+
+
+def upload_cancel(*, session: UploadSession) -> None:
+    store = get_blob_store()
+    with store.upload_lock(str(session.pk)):
+        store.upload_delete(str(session.pk), session.parts)
+        session.delete()
+    with _running_lock:
+        _running_hashes.pop(str(session.pk), None)
+
+
+def blob_mount(*, repository: Repository, digest: str, source: Repository) -> Blob | None:
+    """Link a blob of ``source`` into ``repository`` (the caller may pull from source)."""
+    link = RepositoryBlob.objects.select_related("blob").filter(repository=source, blob__digest=digest).first()
+    if link is None:
+        return None
+    _link_blob(repository, link.blob)
+    return link.blob
+
+
+def blob_unlink(*, repository: Repository, digest: str, principal: Principal, ip: str | None) -> None:
+    deleted, _ = RepositoryBlob.objects.filter(repository=repository, blob__digest=digest).delete()
+    if not deleted:
+        raise errors.BlobUnknown({"digest": digest})
+    log_action(
+        UsageLog.Kind.DELETE_BLOB, principal=principal, repository=repository, ip=ip, metadata={"digest": digest}
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifests and tags
+
+
+def _check_references(repository: Repository, parsed: ParsedManifest) -> tuple[list[int], list[Manifest]]:
+    """The ids of the blobs and the child manifests ``parsed`` refers to, all in this repository."""
+    wanted = {}
+    for descriptor in ([parsed.config] if parsed.config else []) + parsed.layers:
+        if not descriptor.foreign:
+            wanted[descriptor.digest] = descriptor.size
+    found = dict(
+        (digest, (blob_id, size))
+        for blob_id, digest, size in RepositoryBlob.objects.filter(
+            repository=repository, blob__digest__in=list(wanted)
+        ).values_list("blob_id", "blob__digest", "blob__size")
+    )
+    for digest, size in wanted.items():
+        if digest not in found:
+            raise errors.ManifestBlobUnknown({"digest": digest})
+        if found[digest][1] != size:
+            raise errors.ManifestInvalid({"reason": "descriptor size does not match the blob", "digest": digest})
+    children = []
+    if parsed.children:
+        child_digests = {d.digest for d in parsed.children}
+        by_digest = {m.digest: m for m in Manifest.objects.filter(repository=repository, digest__in=child_digests)}
+        for digest in child_digests:
+            if digest not in by_digest:
+                raise errors.ManifestBlobUnknown({"digest": digest})
+        children = list(by_digest.values())
+    return [blob_id for blob_id, _ in found.values()], children
+
+
+def manifest_put(
+    *, repository: Repository, reference: str, raw: bytes, content_type: str, principal: Principal, ip: str | None
+) -> tuple[Manifest, ParsedManifest]:
+    """Store a manifest byte-exact and point the tag (when ``reference`` is one) at it."""
+    parsed = parse_manifest(raw, content_type)
+    if names.is_digest(reference):
+        names.validate_digest(reference)
+        algorithm = reference.split(":", 1)[0]
+        actual = digest_of(raw, algorithm)
+        if actual != reference:
+            raise errors.DigestInvalid({"expected": reference, "actual": actual})
+        digest = reference
+        tag_name = None
+    else:
+        tag_name = names.validate_tag(reference)
+        digest = parsed.digest
+    if repository.kind == Repository.Kind.APPLICATION and parsed.is_image:
+        raise errors.Unsupported({"reason": "an application repository holds artifacts, not images"})
+    blob_ids, children = _check_references(repository, parsed)
+
+    layers_size = sum(d.size for d in parsed.layers) if not parsed.is_index else sum(c.layers_size for c in children)
+    with transaction.atomic():
+        manifest, created = Manifest.objects.get_or_create(
+            repository=repository,
+            digest=digest,
+            defaults={
+                "media_type": parsed.media_type,
+                "raw": raw,
+                "size": len(raw),
+                "config_media_type": parsed.config.media_type if parsed.config else "",
+                "config_digest": parsed.config.digest if parsed.config else "",
+                "artifact_type": parsed.artifact_type,
+                "subject_digest": parsed.subject.digest if parsed.subject else "",
+                "annotations": parsed.annotations,
+                "layers_size": layers_size,
+            },
+        )
+        if created:
+            ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob_id=b) for b in set(blob_ids)])
+            ManifestChild.objects.bulk_create([ManifestChild(manifest=manifest, child=c) for c in children])
+        if tag_name is None:
+            now = timezone.now()
+            Tag.objects.create(
+                repository=repository,
+                name=f"$temp-{uuid.uuid4().hex}",
+                manifest=manifest,
+                lifetime_start=now,
+                expiration=now + timedelta(seconds=TEMP_TAG_SECONDS),
+                hidden=True,
+            )
+        else:
+            tag_set(repository=repository, name=tag_name, manifest=manifest, principal=principal, ip=ip)
+        log_action(
+            UsageLog.Kind.PUSH_REPO,
+            principal=principal,
+            repository=repository,
+            ip=ip,
+            metadata={"tag": tag_name, "digest": digest, "media_type": parsed.media_type},
+        )
+        Repository.objects.filter(pk=repository.pk).update(last_modified=timezone.now())
+    return manifest, parsed
+
+
+def _alive(now):
+    return Q(lifetime_end__isnull=True) & (Q(expiration__isnull=True) | Q(expiration__gt=now))
+
+
+def tag_set(
+    *,
+    repository: Repository,
+    name: str,
+    manifest: Manifest,
+    principal: Principal,
+    ip: str | None,
+    reversion: bool = False,
+) -> Tag:
+    """Point a tag at a manifest: end the alive row (if any) and start a new one.
+
+    The partial unique index allows one alive row per name, so two concurrent moves cannot
+    both insert: the loser's transaction fails and is retried once against the new state.
+    """
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _tag_set_once(repository, name, manifest, principal, ip, reversion)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _tag_set_once(repository, name, manifest, principal, ip, reversion) -> Tag:
+    now = timezone.now()
+    current = (
+        Tag.objects.select_for_update().filter(repository=repository, name=name, lifetime_end__isnull=True).first()
+    )
+    kind = UsageLog.Kind.CREATE_TAG
+    if current is not None:
+        expired = current.expiration is not None and current.expiration <= now
+        if current.manifest_id == manifest.pk and not expired:
+            return current
+        current.lifetime_end = current.expiration if expired else now
+        current.save(update_fields=["lifetime_end"])
+        if not expired:
+            kind = UsageLog.Kind.MOVE_TAG
+    tag = Tag.objects.create(
+        repository=repository, name=name, manifest=manifest, lifetime_start=now, reversion=reversion
+    )
+    if reversion:
+        kind = UsageLog.Kind.REVERT_TAG
+    log_action(
+        kind, principal=principal, repository=repository, ip=ip, metadata={"tag": name, "digest": manifest.digest}
+    )
+    return tag
+
+
+def tag_delete(*, repository: Repository, name: str, principal: Principal, ip: str | None) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        ended = Tag.objects.filter(_alive(now), repository=repository, name=name, hidden=False).update(lifetime_end=now)
+        if not ended:
+            raise errors.ManifestUnknown({"tag": name})
+        log_action(UsageLog.Kind.DELETE_TAG, principal=principal, repository=repository, ip=ip, metadata={"tag": name})
+
+
+def manifest_delete(*, repository: Repository, digest: str, principal: Principal, ip: str | None) -> None:
+    """Delete a manifest by digest: its tags (and their history) go with it.
+
+    A manifest that an index in the repository still lists cannot be deleted on its own.
+    """
+    with transaction.atomic():
+        manifest = Manifest.objects.filter(repository=repository, digest=digest).first()
+        if manifest is None:
+            raise errors.ManifestUnknown({"digest": digest})
+        if ManifestChild.objects.filter(child=manifest).exists():
+            raise errors.Unsupported({"reason": "the manifest is listed by an index; delete the index first"})
+        tags = list(
+            Tag.objects.filter(_alive(timezone.now()), manifest=manifest, hidden=False).values_list("name", flat=True)
+        )
+        manifest.delete()
+        log_action(
+            UsageLog.Kind.DELETE_MANIFEST,
+            principal=principal,
+            repository=repository,
+            ip=ip,
+            metadata={"digest": digest, "tags": tags},
+        )

@@ -1,0 +1,88 @@
+"""Shared fixtures: named users (alice owns things, bob and charlie are others), an
+organization with teams, robots, and a registry client that speaks token auth."""
+
+import base64
+
+import pytest
+from django.test import Client
+
+from accounts import services as account_services
+from accounts.models import Team
+from registry.storage import get_blob_store
+
+PASSWORD = "password-123"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_blob_store(settings, tmp_path):
+    """Each test gets its own storage directory."""
+    settings.STORAGE_DIR = tmp_path / "storage"
+    settings.STORAGE_BACKEND = "filesystem"
+    get_blob_store.cache_clear()
+    yield
+    get_blob_store.cache_clear()
+
+
+@pytest.fixture
+def alice(db):
+    return account_services.user_create(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def bob(db):
+    return account_services.user_create(username="bob", password=PASSWORD)
+
+
+@pytest.fixture
+def charlie(db):
+    return account_services.user_create(username="charlie", password=PASSWORD)
+
+
+@pytest.fixture
+def org(alice):
+    """Organization ``acme`` owned by alice (team ``owners``, role admin)."""
+    return account_services.organization_create(name="acme", creator=alice)
+
+
+@pytest.fixture
+def creators_team(org):
+    return account_services.team_create(organization=org, name="builders", role=Team.Role.CREATOR)
+
+
+@pytest.fixture
+def alice_robot(alice):
+    """Robot ``alice+deploy`` and its token."""
+    user, token = account_services.robot_create(namespace=alice.namespace, short_name="deploy")
+    return user, token
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+class RegistryClient:
+    """A Django test client that fetches a bearer token for the scopes it needs, like docker."""
+
+    def __init__(self, username: str | None = None, password: str | None = None):
+        self.client = Client()
+        self.username = username
+        self.password = password
+
+    def token(self, *scopes: str) -> str:
+        headers = {}
+        if self.username:
+            headers["HTTP_AUTHORIZATION"] = basic(self.username, self.password)
+        query = "&".join(f"scope={s}" for s in scopes)
+        response = self.client.get(f"/v2/auth?service=testserver&{query}", **headers)
+        assert response.status_code == 200, response.content
+        return response.json()["token"]
+
+    def request(self, method: str, path: str, *scopes: str, **extra):
+        if scopes:
+            extra["HTTP_AUTHORIZATION"] = f"Bearer {self.token(*scopes)}"
+        return getattr(self.client, method.lower())(path, **extra)
+
+
+@pytest.fixture
+def registry_client():
+    return RegistryClient
