@@ -15,7 +15,8 @@ threads = int(os.environ.get("WEB_THREADS", "8"))
 # per-request limit, but keep it generous for slow disks.
 timeout = int(os.environ.get("WEB_TIMEOUT", "300"))
 keepalive = 30
-sendfile = True
+# sendfile is on by default. Do not set `sendfile` here: gunicorn treats ANY value of that
+# setting (even True) as --no-sendfile, which would copy every blob through Python.
 accesslog = "-" if os.environ.get("ACCESS_LOG", "") == "1" else None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -39,6 +39,7 @@ SizeInvalid = _error("SizeInvalid", "SIZE_INVALID", 400, "provided length did no
 Unauthorized = _error("Unauthorized", "UNAUTHORIZED", 401, "authentication required")
 Denied = _error("Denied", "DENIED", 403, "requested access to the resource is denied")
 Unsupported = _error("Unsupported", "UNSUPPORTED", 400, "the operation is unsupported")
+MethodNotAllowed = _error("MethodNotAllowed", "UNSUPPORTED", 405, "the method is not allowed here")
 TooManyRequests = _error("TooManyRequests", "TOOMANYREQUESTS", 429, "too many requests")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+from django.db import connection
 from django.utils import timezone
 
 from registry import names
@@ -14,6 +16,79 @@ from registry.permissions import Principal, visible_repositories
 def repository_by_name(full_name: str) -> Repository | None:
     ns_name, repo_name = names.split_repository_name(full_name)
     return Repository.objects.select_related("namespace").filter(namespace__name=ns_name, name=repo_name).first()
+
+
+@dataclass(frozen=True, slots=True)
+class PullTarget:
+    """What a pull needs to know about a repository and the object asked for (None if absent)."""
+
+    repository_id: int
+    namespace_id: int
+    is_public: bool
+    digest: str | None = None
+    media_type: str | None = None
+    raw: bytes | None = None
+    size: int | None = None
+
+
+# The two hottest reads of the registry, as one statement each: building them with the ORM
+# costs more CPU than running them (about 0.4 ms per query here), and a pull does little else.
+_REPOSITORY_SQL = """
+    SELECT r.id, r.namespace_id, r.visibility, {columns}
+    FROM registry_repository r
+    JOIN accounts_namespace n ON n.id = r.namespace_id
+    {joins}
+    WHERE n.name = %s AND r.name = %s
+"""
+_MANIFEST_BY_TAG_SQL = _REPOSITORY_SQL.format(
+    columns="m.digest, m.media_type, m.raw",
+    joins="""
+    LEFT JOIN registry_tag t ON t.repository_id = r.id AND t.name = %s AND t.lifetime_end IS NULL
+        AND t.hidden = %s AND (t.expiration IS NULL OR t.expiration > %s)
+    LEFT JOIN registry_manifest m ON m.id = t.manifest_id""",
+)
+_MANIFEST_BY_DIGEST_SQL = _REPOSITORY_SQL.format(
+    columns="m.digest, m.media_type, m.raw",
+    joins="LEFT JOIN registry_manifest m ON m.repository_id = r.id AND m.digest = %s",
+)
+_BLOB_SQL = _REPOSITORY_SQL.format(
+    columns="""(SELECT b.size FROM registry_blob b JOIN registry_repositoryblob rb ON rb.blob_id = b.id
+        WHERE rb.repository_id = r.id AND b.digest = %s)""",
+    joins="",
+)
+
+
+def _fetch_target(sql: str, params: list, digest_default: str | None = None) -> PullTarget | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    repository_id, namespace_id, visibility = row[0], row[1], row[2]
+    public = visibility == Repository.Visibility.PUBLIC
+    if len(row) == 4:  # blob size
+        if row[3] is None:
+            return PullTarget(repository_id, namespace_id, public)
+        return PullTarget(repository_id, namespace_id, public, digest=digest_default, size=row[3])
+    digest, media_type, raw = row[3], row[4], row[5]
+    if digest is None:
+        return PullTarget(repository_id, namespace_id, public)
+    return PullTarget(repository_id, namespace_id, public, digest, media_type, bytes(raw), len(raw))
+
+
+def manifest_for_pull(full_name: str, reference: str) -> PullTarget | None:
+    """The repository (None if missing) and the manifest a tag or digest names, in one query."""
+    ns_name, repo_name = names.split_repository_name(full_name)
+    if names.is_digest(reference):
+        return _fetch_target(_MANIFEST_BY_DIGEST_SQL, [reference, ns_name, repo_name])
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    return _fetch_target(_MANIFEST_BY_TAG_SQL, [reference, False, now, ns_name, repo_name])
+
+
+def blob_for_pull(full_name: str, digest: str) -> PullTarget | None:
+    """The repository (None if missing) and the size of a blob it links, in one query."""
+    ns_name, repo_name = names.split_repository_name(full_name)
+    return _fetch_target(_BLOB_SQL, [digest, ns_name, repo_name], digest_default=digest)
 
 
 def alive_tags(repository: Repository):

@@ -194,10 +194,11 @@ def upload_complete(
     store = get_blob_store()
     key = str(session.pk)
     with store.upload_lock(key):
-        if stream is not None and (length is None or length > 0):
+        session.refresh_from_db(fields=["offset", "parts"])
+        # An upload that never received a byte has no file or object yet: appending the empty
+        # body creates it, so the empty blob can be verified and published like any other.
+        if stream is not None and (length is None or length > 0 or session.offset == 0):
             _append_locked(session, stream, length, start)
-        else:
-            session.refresh_from_db(fields=["offset", "parts"])
         actual = _upload_digest(session, digest.split(":", 1)[0])
         if actual != digest:
             store.upload_delete(key, session.parts)

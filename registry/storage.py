@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import BinaryIO
 
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 
@@ -191,19 +192,30 @@ class _ChainReader:
         self._remaining = size
 
     def read(self, n: int = -1) -> bytes:
+        # Fill the request across object boundaries: boto3's managed upload takes a short read
+        # for the end of the stream (a 3-part upload was published as its first two parts).
         if self._remaining <= 0:
             return b""
         n = self._remaining if n is None or n < 0 else min(n, self._remaining)
-        while True:
+        out = bytearray()
+        while len(out) < n:
             if self._current is None:
                 self._current = next(self._bodies, None)
                 if self._current is None:
-                    return b""
-            data = self._current.read(n)
-            if data:
-                self._remaining -= len(data)
-                return data
-            self._current = None
+                    break
+            data = self._current.read(n - len(out))
+            if not data:
+                self._current = None
+                continue
+            out += data
+        self._remaining -= len(out)
+        return bytes(out)
+
+
+def _no_such_key(exc: ClientError) -> bool:
+    # Matched by code, not by the modeled NoSuchKey class: django-storages makes one boto3
+    # session per thread, each with its own exception classes.
+    return exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404")
 
 
 class S3BlobStore(BlobStore):
@@ -239,7 +251,9 @@ class S3BlobStore(BlobStore):
     def open_blob(self, digest: str) -> BinaryIO:
         try:
             return self._bucket.Object(blob_name(digest)).get()["Body"]
-        except self.storage.connection.meta.client.exceptions.NoSuchKey:
+        except ClientError as exc:
+            if not _no_such_key(exc):
+                raise
             raise errors.BlobUnknown({"digest": digest}) from None
 
     def redirect_url(self, digest: str) -> str | None:
@@ -268,8 +282,17 @@ class S3BlobStore(BlobStore):
             offset += part_size
         if offset < size:
             raise errors.BlobUploadInvalid({"reason": "upload data lost"})
-        bodies = (self._bucket.Object(key).get()["Body"] for key in chain)
-        return _ChainReader(bodies, size)
+        return _ChainReader(self._part_bodies(chain), size)
+
+    def _part_bodies(self, keys: list[str]) -> Iterator:
+        for key in keys:
+            try:
+                yield self._bucket.Object(key).get()["Body"]
+            except ClientError as exc:
+                if not _no_such_key(exc):
+                    raise
+                # A part expired or was removed behind our back: the session cannot be finished.
+                raise errors.BlobUploadInvalid({"reason": "upload data lost"}) from None
 
     def upload_read(self, upload_id: str, size: int, parts: list) -> Iterator[bytes]:
         reader = self._chain_reader(size, parts)
@@ -298,9 +321,17 @@ class _CountingReader:
             if left <= 0:
                 return b""
             n = left if n is None or n < 0 else min(n, left)
-        data = self._stream.read(n if n and n > 0 else COPY_BUFFER)
-        self.count += len(data)
-        return data
+        # Fill the request (read() means to EOF): boto3 takes a short read for the end of the
+        # stream, and request bodies arrive from sockets in short reads.
+        out = bytearray()
+        while n is None or n < 0 or len(out) < n:
+            want = COPY_BUFFER if n is None or n < 0 else n - len(out)
+            data = self._stream.read(want)
+            if not data:
+                break
+            out += data
+        self.count += len(out)
+        return bytes(out)
 
 
 @lru_cache(maxsize=1)

@@ -46,15 +46,17 @@ def log_action(
     )
 
 
-def log_pull(*, actor_id: int | None, actor_name: str, repository: Repository, ip: str | None, metadata: dict) -> None:
+def log_pull(
+    *, actor_id: int | None, actor_name: str, repository_id: int, namespace_id: int, ip: str | None, metadata: dict
+) -> None:
     """Queue a pull entry; the caller passes ids from its token so no user row is fetched."""
     global _flusher
     entry = UsageLog(
         kind=UsageLog.Kind.PULL_REPO,
         actor_id=actor_id,
         actor_name=actor_name,
-        namespace_id=repository.namespace_id,
-        repository=repository,
+        namespace_id=namespace_id,
+        repository_id=repository_id,
         ip=ip or None,
         metadata=metadata,
         created=timezone.now(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -85,6 +86,9 @@ class RegistryView(APIView):
         return (self.renderer_classes[0](), "application/json")
 
     def handle_exception(self, exc):
+        if isinstance(exc, MethodNotAllowed):
+            # Clients parse only the spec's error body, on a 405 as on any other error.
+            exc = errors.MethodNotAllowed({"method": self.request.method})
         if isinstance(exc, errors.RegistryError):
             return error_response(self.request, exc, getattr(exc, "scope", None))
         return super().handle_exception(exc)
@@ -111,19 +115,23 @@ class RegistryView(APIView):
     def allows(self, name: str, action: str) -> bool:
         return self.token is not None and self.token.allows("repository", name, action)
 
-    def repository_for(self, name: str, action: str) -> Repository:
-        """Authorize ``action`` on repository ``name`` and return it.
+    def authorize(self, name: str, action: str, *, is_public: bool | None) -> None:
+        """Raise 401 unless the caller may ``action`` on ``name`` (``is_public`` None: missing).
 
         A caller that is not authorized gets the same 401 whether the repository exists or not;
         NAME_UNKNOWN comes only after authorization succeeds. Public repositories may be pulled
         without a token at all.
         """
+        if self.allows(name, action) or (action == "delete" and self.allows(name, "push")):
+            return
+        if action == "pull" and is_public:
+            return
+        raise _Unauthorized(f"repository:{name}:{action}", {"name": name, "action": action})
+
+    def repository_for(self, name: str, action: str) -> Repository:
+        """Authorize ``action`` on repository ``name`` and return it (created on first push)."""
         repository = selectors.repository_by_name(name)
-        allowed = self.allows(name, action) or (action == "delete" and self.allows(name, "push"))
-        if not allowed and action == "pull" and repository is not None and repository.is_public:
-            allowed = True
-        if not allowed:
-            raise _Unauthorized(f"repository:{name}:{action}", {"name": name, "action": action})
+        self.authorize(name, action, is_public=repository.is_public if repository is not None else None)
         if repository is None:
             if action != "push":
                 raise errors.NameUnknown({"name": name})

@@ -115,24 +115,26 @@ class ManifestView(RegistryView):
             raise errors.ManifestUnknown({"reference": reference})
 
     def _fetch(self, request, name, reference, *, with_body: bool):
-        repository = self.repository_for(name, "pull")
         self._validate_reference(reference)
-        manifest = selectors.manifest_by_reference(repository, reference)
-        if manifest is None:
+        target = selectors.manifest_for_pull(name, reference)
+        self.authorize(name, "pull", is_public=target.is_public if target is not None else None)
+        if target is None:
+            raise errors.NameUnknown({"name": name})
+        if target.digest is None:
             raise errors.ManifestUnknown({"reference": reference})
-        raw = bytes(manifest.raw)
-        response = HttpResponse(raw if with_body else b"", content_type=manifest.media_type)
-        response["Content-Length"] = str(len(raw))
-        response["Docker-Content-Digest"] = manifest.digest
-        response["ETag"] = f'"{manifest.digest}"'
+        response = HttpResponse(target.raw if with_body else b"", content_type=target.media_type)
+        response["Content-Length"] = str(target.size)
+        response["Docker-Content-Digest"] = target.digest
+        response["ETag"] = f'"{target.digest}"'
         if with_body:
             token = self.token
             usage.log_pull(
                 actor_id=token.user_id if token else None,
                 actor_name=token.subject if token else "",
-                repository=repository,
+                repository_id=target.repository_id,
+                namespace_id=target.namespace_id,
                 ip=client_ip(request),
-                metadata={"reference": reference, "digest": manifest.digest},
+                metadata={"reference": reference, "digest": target.digest},
             )
         return response
 
@@ -241,12 +243,14 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 class BlobView(RegistryView):
     def _blob(self, name, digest):
-        repository = self.repository_for(name, "pull")
         names.validate_digest(digest)
-        blob = selectors.blob_in_repository(repository, digest)
-        if blob is None:
+        target = selectors.blob_for_pull(name, digest)
+        self.authorize(name, "pull", is_public=target.is_public if target is not None else None)
+        if target is None:
+            raise errors.NameUnknown({"name": name})
+        if target.digest is None:
             raise errors.BlobUnknown({"digest": digest})
-        return repository, blob
+        return target
 
     def _headers(self, response, blob):
         response["Docker-Content-Digest"] = blob.digest
@@ -257,13 +261,13 @@ class BlobView(RegistryView):
         return response
 
     def head(self, request, name, digest):
-        _, blob = self._blob(name, digest)
+        blob = self._blob(name, digest)
         response = HttpResponse(content_type="application/octet-stream")
         response["Content-Length"] = str(blob.size)
         return self._headers(response, blob)
 
     def get(self, request, name, digest):
-        _, blob = self._blob(name, digest)
+        blob = self._blob(name, digest)
         store = get_blob_store()
         redirect = store.redirect_url(blob.digest)
         if redirect:
