@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import AppToken, Namespace, Robot, Team, TeamMember, User
+from accounts.services import user_namespace_ensure
 
 
 @admin.register(User)
@@ -9,6 +10,13 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "is_robot", "is_superuser", "is_active", "date_joined")
     list_filter = ("is_robot", "is_superuser", "is_active")
     fieldsets = DjangoUserAdmin.fieldsets + (("Robot", {"fields": ("is_robot",)}),)
+    search_fields = ("username", "email")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change and not obj.is_robot:
+            # A person created here needs a namespace, as one created by sign-up does.
+            user_namespace_ensure(user=obj)
 
 
 @admin.register(Namespace)

@@ -40,6 +40,15 @@ def user_create(*, username: str, password: str | None, email: str = "", is_supe
     return user
 
 
+def user_namespace_ensure(*, user: User) -> Namespace:
+    """The namespace of a person created outside user_create (Django admin)."""
+    validate_namespace_name(user.username)
+    namespace, _ = Namespace.objects.get_or_create(
+        user=user, defaults={"name": user.username, "kind": Namespace.Kind.USER, "email": user.email}
+    )
+    return namespace
+
+
 @transaction.atomic
 def organization_create(*, name: str, creator: User, email: str = "") -> Namespace:
     """Create an organization with an ``owners`` team (role admin) holding its creator."""
