@@ -22,3 +22,6 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Let the registry see the client's address when behind the bundled nginx config.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket has one default path per user ($HOME/.gunicorn/gunicorn.ctl): every
+# other server on the machine (tests start several) would unlink and take over the same socket.
+control_socket_disable = True

@@ -1,7 +1,12 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 urlpatterns = [
     path("v2/", include("registry.api.urls")),
     path("admin/", admin.site.urls),
+    # No separate static file server in the embedded default: files collected by `collectstatic`
+    # (admin's CSS and JS) are served here, as FileResponses that gunicorn sends with sendfile.
+    re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
 ]

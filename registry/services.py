@@ -153,6 +153,8 @@ def _append_locked(session: UploadSession, stream: BinaryIO, length: int | None,
     new_size, part = store.upload_append(key, committed, source, length)
     if length is not None and new_size - committed != length:
         # The client went away mid-body: the bytes are not committed and will be overwritten.
+        if part is not None:
+            store.discard_part(part)
         raise errors.SizeInvalid({"expected": length, "received": new_size - committed})
     parts = session.parts + [part] if part is not None else session.parts
     updated = UploadSession.objects.filter(pk=session.pk, offset=committed).update(offset=new_size, parts=parts)
