@@ -21,7 +21,8 @@ from registry.permissions import Principal
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
-_buffer: list[UsageLog] = []
+# Plain dicts: building a model instance per pull costs more than the rest of the logging.
+_buffer: list[dict] = []
 _lock = threading.Lock()
 _wakeup = threading.Event()
 _flusher: threading.Thread | None = None
@@ -51,16 +52,16 @@ def log_pull(
 ) -> None:
     """Queue a pull entry; the caller passes ids from its token so no user row is fetched."""
     global _flusher
-    entry = UsageLog(
-        kind=UsageLog.Kind.PULL_REPO,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        namespace_id=namespace_id,
-        repository_id=repository_id,
-        ip=ip or None,
-        metadata=metadata,
-        created=timezone.now(),
-    )
+    entry = {
+        "kind": UsageLog.Kind.PULL_REPO,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "namespace_id": namespace_id,
+        "repository_id": repository_id,
+        "ip": ip or None,
+        "metadata": metadata,
+        "created": timezone.now(),
+    }
     with _lock:
         _buffer.append(entry)
         if _flusher is None or not _flusher.is_alive():
@@ -76,7 +77,7 @@ def flush() -> int:
     if pending:
         try:
             # auto_now_add would overwrite the time of the pull with the time of the flush.
-            UsageLog.objects.bulk_create(pending)
+            UsageLog.objects.bulk_create([UsageLog(**entry) for entry in pending])
         except Exception:
             log.exception("could not write %d pull log entries", len(pending))
     return len(pending)
