@@ -96,6 +96,9 @@ class RegistryView(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         response[API_VERSION_HEADER[0]] = API_VERSION_HEADER[1]
+        if not response.streaming and not response.has_header("Content-Length"):
+            # CommonMiddleware would do this, but /v2/ skips the middleware stack.
+            response["Content-Length"] = str(len(response.content))
         return response
 
     # -- helpers -------------------------------------------------------------------------------
@@ -126,7 +129,10 @@ class RegistryView(APIView):
             return
         if action == "pull" and is_public:
             return
-        raise _Unauthorized(f"repository:{name}:{action}", {"name": name, "action": action})
+        # A push also reads (HEAD of blobs and manifests): ask for both, as Distribution does, so
+        # clients that take the scope from the challenge get one token for the whole push.
+        scope_actions = "pull,push" if action == "push" else action
+        raise _Unauthorized(f"repository:{name}:{scope_actions}", {"name": name, "action": action})
 
     def repository_for(self, name: str, action: str) -> Repository:
         """Authorize ``action`` on repository ``name`` and return it (created on first push)."""
