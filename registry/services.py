@@ -373,6 +373,11 @@ def tag_set(
 
 
 def _tag_set_once(repository, name, manifest, principal, ip, reversion) -> Tag:
+    # Under READ COMMITTED a mover that waited on the alive row's lock skips that row once the
+    # winner has ended it and cannot see the row the winner inserted, so it inserts a second
+    # alive row and fails again on every retry while moves keep coming. Locking the repository
+    # row first makes movers of one repository take turns, each reading the committed state.
+    Repository.objects.select_for_update().only("pk").get(pk=repository.pk)
     now = timezone.now()
     current = (
         Tag.objects.select_for_update().filter(repository=repository, name=name, lifetime_end__isnull=True).first()

@@ -8,6 +8,7 @@ from django.test import Client
 
 from accounts import services as account_services
 from accounts.models import Team
+from registry import usage
 from registry.storage import get_blob_store
 
 PASSWORD = "password-123"
@@ -86,3 +87,20 @@ class RegistryClient:
 @pytest.fixture
 def registry_client():
     return RegistryClient
+
+
+class _AliveThread:
+    def is_alive(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _pull_log_flushed_by_the_test(monkeypatch):
+    """The pull-log flusher thread writes through its own database connection, outside the
+    test's transaction, where the rows it inserts fail their foreign keys. Pretend it runs, stub
+    what a thread started elsewhere would call, and let tests call ``flush_pulls`` instead."""
+    monkeypatch.setattr(usage, "_flusher", _AliveThread())
+    monkeypatch.setattr(usage, "flush", lambda: 0)
+    usage._buffer.clear()
+    yield
+    usage._buffer.clear()
