@@ -1,7 +1,16 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import AppToken, Namespace, Robot, Team, TeamMember, User
+from accounts.models import (
+    AppToken,
+    Namespace,
+    OAuthAccessToken,
+    OAuthApplication,
+    Robot,
+    Team,
+    TeamMember,
+    User,
+)
 from accounts.services import user_namespace_ensure
 
 
@@ -57,3 +66,20 @@ class AppTokenAdmin(admin.ModelAdmin):
     exclude = ("token_hash",)
     readonly_fields = ("token_prefix",)
     raw_id_fields = ("user",)
+
+
+@admin.register(OAuthApplication)
+class OAuthApplicationAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "client_id", "created")
+    search_fields = ("name", "organization__name", "client_id")
+    exclude = ("client_secret_encrypted",)
+    raw_id_fields = ("organization",)
+
+
+@admin.register(OAuthAccessToken)
+class OAuthAccessTokenAdmin(admin.ModelAdmin):
+    list_display = ("user", "application", "scopes", "created", "expires")
+    search_fields = ("user__username", "application__name")
+    exclude = ("token_hash",)
+    readonly_fields = ("token_prefix",)
+    raw_id_fields = ("user", "application")

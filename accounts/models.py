@@ -125,3 +125,50 @@ class AppToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.user.username})"
+
+
+class OAuthApplication(models.Model):
+    """An OAuth application registered by an organization; tokens issued through it act for
+    the user who authorized them, limited to the scopes granted."""
+
+    organization = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="oauth_applications")
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    application_uri = models.URLField(blank=True)
+    redirect_uri = models.URLField(blank=True)
+    avatar_email = models.EmailField(blank=True)
+    client_id = models.CharField(max_length=40, unique=True)
+    # Encrypted, not hashed: Quay shows the client secret to organization admins.
+    client_secret_encrypted = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.organization.name})"
+
+
+class OAuthAccessToken(models.Model):
+    """A bearer token for the REST API (and ``$oauthtoken`` logins) with Quay scopes.
+
+    Stored hashed: the prefix finds the row, the SHA-256 of the whole token proves it.
+    """
+
+    PREFIX_LENGTH = 12
+
+    # Null for the token `user/initialize` hands the first user (there is no organization yet).
+    application = models.ForeignKey(
+        OAuthApplication, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="oauth_tokens")
+    scopes = models.CharField(max_length=255)
+    token_prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        via = self.application.name if self.application_id else "user/initialize"
+        return f"token of {self.user.username} via {via}"
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())

@@ -38,3 +38,23 @@ def app_token_by_value(*, token: str) -> AppToken | None:
     if not row.user.is_active:
         return None
     return row
+
+
+def oauth_token_by_value(*, token: str):
+    """The live REST API token whose value is ``token``, with its user."""
+    from accounts.models import OAuthAccessToken
+
+    if len(token) <= OAuthAccessToken.PREFIX_LENGTH:
+        return None
+    row = (
+        OAuthAccessToken.objects.select_related("user")
+        .filter(token_prefix=token[: OAuthAccessToken.PREFIX_LENGTH])
+        .first()
+    )
+    if row is None or not crypto.token_hash_matches(token, row.token_hash):
+        return None
+    if row.expires is not None and row.expires <= timezone.now():
+        return None
+    if not row.user.is_active:
+        return None
+    return row

@@ -128,3 +128,22 @@ def app_token_touch(*, app_token: AppToken) -> None:
     now = timezone.now()
     if app_token.last_accessed is None or (now - app_token.last_accessed).total_seconds() > 60:
         AppToken.objects.filter(pk=app_token.pk).update(last_accessed=now)
+
+
+OAUTH_TOKEN_LENGTH = 40
+
+
+def oauth_token_create(*, user: User, scopes, application=None, expires=None):
+    """Issue a REST API bearer token with the given Quay scopes; the clear token is returned once."""
+    from accounts.models import OAuthAccessToken
+
+    token = crypto.random_token(OAUTH_TOKEN_LENGTH)
+    row = OAuthAccessToken.objects.create(
+        application=application,
+        user=user,
+        scopes=" ".join(sorted(scopes)),
+        token_prefix=token[: OAuthAccessToken.PREFIX_LENGTH],
+        token_hash=crypto.token_hash(token),
+        expires=expires,
+    )
+    return row, token

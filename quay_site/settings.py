@@ -158,10 +158,17 @@ REGISTRY_PAGE_DEFAULT = env.int("REGISTRY_PAGE_DEFAULT", default=100)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "quay_site.rest.auth.OAuthTokenAuthentication",
+        "quay_site.rest.auth.CsrfSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "quay_site.rest.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "signin": env.str("SIGNIN_RATE", default="10/minute"),
+    },
 }
+# Quay's clients send the CSRF token in this header (GET /csrf_token hands it out).
+CSRF_HEADER_NAME = "HTTP_X_CSRF_TOKEN"
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under DATA_DIR so the
 # embedded default needs no server.

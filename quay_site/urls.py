@@ -3,8 +3,12 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
 
+from accounts.rest.views import CsrfTokenView
+
 urlpatterns = [
     path("v2/", include("registry.api.urls")),
+    path("api/v1/", include("accounts.rest.urls")),
+    path("csrf_token", CsrfTokenView.as_view(), name="csrf-token"),
     path("admin/", admin.site.urls),
     # No separate static file server in the embedded default: files collected by `collectstatic`
     # (admin's CSS and JS) are served here, as FileResponses that gunicorn sends with sendfile.

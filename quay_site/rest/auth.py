@@ -1,0 +1,59 @@
+"""Authentication and scope checks for /api/v1.
+
+Two ways in, as in Quay: an OAuth bearer token carrying scopes, or a browser session (with
+CSRF on writes) that carries every scope of its user.
+"""
+
+from dataclasses import dataclass
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+
+from accounts import scopes as quay_scopes
+from accounts import selectors as account_selectors
+from quay_site.rest.errors import InsufficientScope
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """``request.auth`` for bearer-token requests: the scopes granted (implications expanded)."""
+
+    scopes: frozenset[str]
+    token_id: int
+
+
+class OAuthTokenAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        header = get_authorization_header(request).decode(errors="replace")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        row = account_selectors.oauth_token_by_value(token=token.strip())
+        if row is None:
+            raise exceptions.AuthenticationFailed("Invalid or expired token")
+        return row.user, TokenGrant(scopes=quay_scopes.expand(row.scope_set), token_id=row.pk)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class CsrfSessionAuthentication(SessionAuthentication):
+    """Django's session with CSRF enforced on unsafe methods (DRF's SessionAuthentication)."""
+
+
+class ScopePermission(BasePermission):
+    """Each view names the scope each method needs in ``required_scopes``; None means public.
+
+    Sessions hold every scope of their user; tokens only what they were granted.
+    """
+
+    def has_permission(self, request, view):
+        required = view.required_scopes.get(request.method, view.required_scopes.get("*"))
+        if required is None:
+            return True
+        if not request.user or not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated("Requires authentication")
+        if isinstance(request.auth, TokenGrant) and required not in request.auth.scopes:
+            raise InsufficientScope(f"The token lacks the {required} scope")
+        return True
