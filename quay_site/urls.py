@@ -8,6 +8,7 @@ from accounts.rest.views import CsrfTokenView
 urlpatterns = [
     path("v2/", include("registry.api.urls")),
     path("api/v1/", include("accounts.rest.urls")),
+    path("api/v1/", include("registry.rest.urls")),
     path("csrf_token", CsrfTokenView.as_view(), name="csrf-token"),
     path("admin/", admin.site.urls),
     # No separate static file server in the embedded default: files collected by `collectstatic`
