@@ -52,7 +52,14 @@ class Command(BaseCommand):
                 "--without-gossip",
                 "--without-mingle",
             ]
-        children = {name: subprocess.Popen(cmd, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
+        # Each child leads its own process group: a terminal's Ctrl-C then reaches only this
+        # process, which stops each child once through its master. Signalled directly as well,
+        # gunicorn workers got SIGINT and their master's SIGQUIT at once and could deadlock in
+        # the nested signal handler, staying alive (and listening) after the master was gone.
+        children = {
+            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+            for name, cmd in commands.items()
+        }
         host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
         self.stdout.write(f"Serving http://{host}:{port} ({', '.join(children)}); Ctrl-C stops.")
         stopping = False
@@ -79,7 +86,13 @@ class Command(BaseCommand):
             try:
                 child.wait(timeout=max(deadline - time.time(), 0.1))
             except subprocess.TimeoutExpired:
-                child.kill()
+                pass
+            # Whatever is left of the group (a stuck worker, a master past the deadline) goes too.
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
         sys.exit(exit_code)
 
     def _ensure_superuser(self):
