@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -96,6 +98,8 @@ class Robot(models.Model):
     namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="robots")
     short_name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
+    # Free-form JSON a robot's creator attaches (Quay's ``unstructured_metadata``).
+    unstructured_metadata = models.JSONField(default=dict, blank=True)
     token_encrypted = models.TextField()
     created = models.DateTimeField(auto_now_add=True)
 
@@ -115,6 +119,8 @@ class AppToken(models.Model):
 
     PREFIX_LENGTH = 12
 
+    # Public handle in Quay's /user/apptoken/<uuid> paths; never the secret.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="app_tokens")
     title = models.CharField(max_length=255)
     token_prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True)

@@ -2,14 +2,19 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from accounts.rest.views import CsrfTokenView
 
 urlpatterns = [
     path("v2/", include("registry.api.urls")),
+    path("api/v1/openapi.json", SpectacularJSONAPIView.as_view(), name="api-schema"),
+    # The split view loads its start-up script from a URL instead of inlining it (CSP-friendly).
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.rest.urls")),
     path("api/v1/", include("registry.rest.urls")),
     path("csrf_token", CsrfTokenView.as_view(), name="csrf-token"),
+    path("oauth/", include("accounts.rest.oauth_urls")),
     path("admin/", admin.site.urls),
     # No separate static file server in the embedded default: files collected by `collectstatic`
     # (admin's CSS and JS) are served here, as FileResponses that gunicorn sends with sendfile.

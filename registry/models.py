@@ -262,6 +262,35 @@ class UsageLog(models.Model):
         REVERT_TAG = "revert_tag"
         DELETE_MANIFEST = "delete_manifest"
         DELETE_BLOB = "delete_blob"
+        # Quay's kinds for changes made through /api/v1 (repositories, accounts, organizations).
+        SET_REPO_DESCRIPTION = "set_repo_description"
+        CHANGE_REPO_VISIBILITY = "change_repo_visibility"
+        CHANGE_REPO_PERMISSION = "change_repo_permission"
+        DELETE_REPO_PERMISSION = "delete_repo_permission"
+        CREATE_ROBOT = "create_robot"
+        DELETE_ROBOT = "delete_robot"
+        REGENERATE_ROBOT_TOKEN = "regenerate_robot_token"
+        ORG_CREATE = "org_create"
+        ORG_DELETE = "org_delete"
+        ORG_CHANGE_EMAIL = "org_change_email"
+        ORG_CREATE_TEAM = "org_create_team"
+        ORG_DELETE_TEAM = "org_delete_team"
+        ORG_SET_TEAM_DESCRIPTION = "org_set_team_description"
+        ORG_SET_TEAM_ROLE = "org_set_team_role"
+        ORG_ADD_TEAM_MEMBER = "org_add_team_member"
+        ORG_REMOVE_TEAM_MEMBER = "org_remove_team_member"
+        CREATE_APPLICATION = "create_application"
+        UPDATE_APPLICATION = "update_application"
+        DELETE_APPLICATION = "delete_application"
+        RESET_APPLICATION_CLIENT_SECRET = "reset_application_client_secret"
+        CREATE_APP_SPECIFIC_TOKEN = "create_app_specific_token"
+        REVOKE_APP_SPECIFIC_TOKEN = "revoke_app_specific_token"
+        USER_CREATE = "user_create"
+        USER_DELETE = "user_delete"
+        USER_DISABLE = "user_disable"
+        USER_ENABLE = "user_enable"
+        USER_CHANGE_EMAIL = "user_change_email"
+        USER_CHANGE_PASSWORD = "user_change_password"
 
     kind = models.CharField(max_length=64, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -281,3 +310,17 @@ class UsageLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor_name or 'anonymous'}"
+
+
+class Star(models.Model):
+    """A user's star on a repository (Quay's starred repositories)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stars")
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="stars")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "repository"], name="star_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user.username} starred {self.repository}"

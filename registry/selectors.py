@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from django.db import connection
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from accounts.models import Namespace, Team, TeamMember, User
 from registry import names
-from registry.models import Blob, Manifest, Repository, Tag
+from registry.models import Blob, Manifest, Repository, RepositoryPermission, Star, Tag, UsageLog
 from registry.permissions import Principal, visible_repositories
 
 
@@ -161,3 +165,219 @@ def referrers_index(descriptors: list[dict]) -> bytes:
         {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": descriptors},
         separators=(",", ":"),
     ).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads of the REST API (/api/v1)
+
+
+def _permitted_q(user: User) -> Q:
+    """Repositories a user may read through a role, whether or not they are public."""
+    admin_orgs = Team.objects.filter(members=user, role=Team.Role.ADMIN).values("organization_id")
+    granted = RepositoryPermission.objects.filter(Q(user=user) | Q(team__members=user)).values("repository_id")
+    return Q(namespace__user=user) | Q(namespace_id__in=admin_orgs) | Q(pk__in=granted)
+
+
+def repositories_visible(
+    *, user: User | None, include_public: bool, namespace: str | None = None, kind: str | None = None
+) -> QuerySet[Repository]:
+    """Repositories the user has a role on, plus public ones when asked (Quay's listing rule:
+    public repositories of others appear only with ``public=true``)."""
+    visible = Q(pk__in=[])
+    if user is not None:
+        visible |= _permitted_q(user)
+    if include_public:
+        visible |= Q(visibility=Repository.Visibility.PUBLIC)
+    query = Repository.objects.filter(visible).select_related("namespace")
+    if namespace is not None:
+        query = query.filter(namespace__name=namespace)
+    if kind is not None:
+        query = query.filter(kind=kind)
+    return query.order_by("pk")
+
+
+def repositories_starred(*, user: User, kind: str | None = None) -> QuerySet[Repository]:
+    """The user's starred repositories that they can still see."""
+    query = Repository.objects.filter(
+        _permitted_q(user) | Q(visibility=Repository.Visibility.PUBLIC), stars__user=user
+    ).select_related("namespace")
+    if kind is not None:
+        query = query.filter(kind=kind)
+    return query.order_by("pk")
+
+
+def page_after_id(query: QuerySet, *, after_id: int | None, limit: int) -> tuple[list, bool]:
+    """One page of a queryset ordered by primary key, and whether more follow."""
+    if after_id is not None:
+        query = query.filter(pk__gt=after_id)
+    rows = list(query[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def repository_starred_ids(*, user: User, repository_ids: list[int]) -> set[int]:
+    return set(
+        Star.objects.filter(user=user, repository_id__in=repository_ids).values_list("repository_id", flat=True)
+    )
+
+
+def repository_last_tag_starts(*, repository_ids: list[int]) -> dict[int, datetime]:
+    """When each repository's most recent tag started (Quay's ``last_modified`` in listings)."""
+    rows = (
+        Tag.objects.filter(repository_id__in=repository_ids, hidden=False)
+        .values("repository_id")
+        .annotate(latest=Max("lifetime_start"))
+    )
+    return {row["repository_id"]: row["latest"] for row in rows}
+
+
+def repository_action_counts(*, repository_ids: list[int], since: datetime) -> dict[int, int]:
+    """Usage log entries per repository since a time (Quay's ``popularity``)."""
+    rows = (
+        UsageLog.objects.filter(repository_id__in=repository_ids, created__gte=since)
+        .values("repository_id")
+        .annotate(total=Count("pk"))
+    )
+    return {row["repository_id"]: row["total"] for row in rows}
+
+
+def repository_daily_action_counts(*, repository: Repository, since: datetime) -> dict[date, int]:
+    rows = (
+        UsageLog.objects.filter(repository=repository, created__gte=since)
+        .annotate(day=TruncDate("created", tzinfo=UTC))
+        .values("day")
+        .annotate(total=Count("pk"))
+    )
+    return {row["day"]: row["total"] for row in rows}
+
+
+def repository_tags_for_view(*, repository: Repository, limit: int) -> list[Tag]:
+    """Alive tags with their manifests, newest first, at most ``limit``."""
+    return list(alive_tags(repository).select_related("manifest").order_by("-lifetime_start", "name")[:limit])
+
+
+def repository_user_permissions(*, repository: Repository) -> list[RepositoryPermission]:
+    return list(
+        RepositoryPermission.objects.filter(repository=repository, user__isnull=False)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+def repository_user_permission(*, repository: Repository, username: str) -> RepositoryPermission | None:
+    return (
+        RepositoryPermission.objects.filter(repository=repository, user__username=username)
+        .select_related("user")
+        .first()
+    )
+
+
+def repository_team_permissions(*, repository: Repository) -> list[RepositoryPermission]:
+    return list(
+        RepositoryPermission.objects.filter(repository=repository, team__isnull=False)
+        .select_related("team")
+        .order_by("team__name")
+    )
+
+
+def repository_team_permission(*, repository: Repository, team_name: str) -> RepositoryPermission | None:
+    return (
+        RepositoryPermission.objects.filter(repository=repository, team__name=team_name)
+        .select_related("team")
+        .first()
+    )
+
+
+def organization_member_ids(*, organization: Namespace, user_ids: list[int]) -> set[int]:
+    """Which of the users are in a team of the organization."""
+    return set(
+        TeamMember.objects.filter(team__organization=organization, user_id__in=user_ids).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
+@dataclass(frozen=True)
+class LogCursor:
+    """Where the next page of a newest-first log listing starts."""
+
+    created: datetime
+    pk: int
+
+
+def _usage_log_query(
+    *,
+    start: datetime,
+    end: datetime,
+    repository: Repository | None = None,
+    namespace: Namespace | None = None,
+    performer: str | None = None,
+) -> QuerySet[UsageLog]:
+    query = UsageLog.objects.filter(created__gte=start, created__lt=end)
+    if repository is not None:
+        query = query.filter(repository=repository)
+    if namespace is not None:
+        query = query.filter(namespace=namespace)
+    if performer:
+        query = query.filter(actor_name=performer)
+    return query
+
+
+def usage_logs_page(
+    *,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    repository: Repository | None = None,
+    namespace: Namespace | None = None,
+    performer: str | None = None,
+    after: LogCursor | None = None,
+) -> tuple[list[UsageLog], LogCursor | None]:
+    """Entries in [start, end), newest first; pull entries are written in batches, so the order is
+    by time and then id, never by id alone."""
+    query = _usage_log_query(start=start, end=end, repository=repository, namespace=namespace, performer=performer)
+    if after is not None:
+        query = query.filter(Q(created__lt=after.created) | Q(created=after.created, pk__lt=after.pk))
+    rows = list(
+        query.select_related("actor", "namespace", "namespace__user").order_by("-created", "-pk")[: limit + 1]
+    )
+    page = rows[:limit]
+    following = LogCursor(created=page[-1].created, pk=page[-1].pk) if len(rows) > limit else None
+    return page, following
+
+
+def usage_log_daily_counts(
+    *,
+    start: datetime,
+    end: datetime,
+    repository: Repository | None = None,
+    namespace: Namespace | None = None,
+    performer: str | None = None,
+) -> list[tuple[str, date, int]]:
+    """(kind, day, count) for each kind and UTC day in [start, end)."""
+    rows = (
+        _usage_log_query(start=start, end=end, repository=repository, namespace=namespace, performer=performer)
+        .annotate(day=TruncDate("created", tzinfo=UTC))
+        .values("kind", "day")
+        .annotate(total=Count("pk"))
+        .order_by("day", "kind")
+    )
+    return [(row["kind"], row["day"], row["total"]) for row in rows]
+
+
+def namespace_by_name(name: str) -> Namespace | None:
+    return Namespace.objects.filter(name=name).select_related("user").first()
+
+
+def repository_is_starred(*, user: User, repository: Repository) -> bool:
+    return Star.objects.filter(user=user, repository=repository).exists()
+
+
+def repository_granted_roles(*, repository: Repository, username: str) -> list[str]:
+    """The roles granted on the repository to a user directly and through their teams."""
+    return list(
+        RepositoryPermission.objects.filter(
+            Q(user__username=username) | Q(team__members__username=username), repository=repository
+        )
+        .order_by("pk")
+        .values_list("role", flat=True)
+    )

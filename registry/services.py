@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Namespace
+from accounts.models import Namespace, Robot, Team, User
 from registry import errors, names
 from registry.manifests import ParsedManifest, digest_of, parse_manifest
 from registry.models import (
@@ -29,6 +29,7 @@ from registry.models import (
     RepositoryBlob,
     RepositoryPermission,
     Role,
+    Star,
     Tag,
     UploadSession,
     UsageLog,
@@ -433,3 +434,171 @@ def manifest_delete(*, repository: Repository, digest: str, principal: Principal
             ip=ip,
             metadata={"digest": digest, "tags": tags},
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Repository administration (/api/v1)
+
+
+class RequestRefused(Exception):
+    """A change refused for a reason the caller can fix; the REST API answers 400 with it."""
+
+
+def repository_set_description(
+    *, repository: Repository, description: str, principal: Principal, ip: str | None
+) -> Repository:
+    with transaction.atomic():
+        repository.description = description
+        repository.save(update_fields=["description", "last_modified"])
+        log_action(
+            UsageLog.Kind.SET_REPO_DESCRIPTION,
+            principal=principal,
+            repository=repository,
+            ip=ip,
+            metadata={"repo": repository.name, "namespace": repository.namespace.name, "description": description},
+        )
+    return repository
+
+
+@transaction.atomic
+def repository_set_visibility(
+    *, repository: Repository, visibility: str, principal: Principal, ip: str | None
+) -> Repository:
+    repository.visibility = visibility
+    repository.save(update_fields=["visibility", "last_modified"])
+    log_action(
+        UsageLog.Kind.CHANGE_REPO_VISIBILITY,
+        principal=principal,
+        repository=repository,
+        ip=ip,
+        metadata={"repo": repository.name, "namespace": repository.namespace.name, "visibility": visibility},
+    )
+    return repository
+
+
+def repository_delete(*, repository: Repository, principal: Principal, ip: str | None) -> None:
+    """Delete a repository with its tags, manifests, permissions and uploads.
+
+    Blob bytes stay in storage: other repositories may link the same digest, and reclaiming
+    unreferenced blobs is garbage collection's job. The usage log keeps the delete_repo entry
+    (under the namespace) after the repository row is gone.
+    """
+    with transaction.atomic():
+        repository = Repository.objects.select_for_update().select_related("namespace").get(pk=repository.pk)
+        uploads = list(UploadSession.objects.filter(repository=repository).values_list("pk", "parts"))
+        log_action(
+            UsageLog.Kind.DELETE_REPO,
+            principal=principal,
+            repository=repository,
+            ip=ip,
+            metadata={"repo": repository.name, "namespace": repository.namespace.name},
+        )
+        # An index's children are PROTECTed against deletion on their own; the links go first so
+        # the whole repository can be deleted in one cascade.
+        ManifestChild.objects.filter(manifest__repository=repository).delete()
+        repository.delete()
+
+    def discard_uploads():
+        store = get_blob_store()
+        for session_id, parts in uploads:
+            store.upload_delete(str(session_id), parts)
+
+    transaction.on_commit(discard_uploads)
+
+
+def _refuse_namespace_owner(repository: Repository, username: str) -> None:
+    namespace = repository.namespace
+    if namespace.kind == Namespace.Kind.USER and namespace.name == username:
+        raise RequestRefused("Namespace owner must always be admin.")
+
+
+@transaction.atomic
+def repository_permission_set_user(
+    *, repository: Repository, username: str, role: str, principal: Principal, ip: str | None
+) -> RepositoryPermission:
+    """Give a user or robot a role on the repository.
+
+    A robot belongs to one namespace and may only be given roles on that namespace's
+    repositories, as in Quay.
+    """
+    _refuse_namespace_owner(repository, username)
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise RequestRefused(f"Invalid username: {username}")
+    if user.is_robot:
+        robot = Robot.objects.filter(user=user).only("namespace_id").first()
+        if robot is None or robot.namespace_id != repository.namespace_id:
+            raise RequestRefused(f"Cannot add robot {username} under namespace {repository.namespace.name}")
+    permission, _ = RepositoryPermission.objects.update_or_create(
+        repository=repository, user=user, defaults={"role": role}
+    )
+    log_action(
+        UsageLog.Kind.CHANGE_REPO_PERMISSION,
+        principal=principal,
+        repository=repository,
+        ip=ip,
+        metadata={"username": username, "repo": repository.name, "namespace": repository.namespace.name, "role": role},
+    )
+    return permission
+
+
+@transaction.atomic
+def repository_permission_delete_user(
+    *, repository: Repository, username: str, principal: Principal, ip: str | None
+) -> None:
+    _refuse_namespace_owner(repository, username)
+    deleted, _ = RepositoryPermission.objects.filter(repository=repository, user__username=username).delete()
+    if not deleted:
+        raise RequestRefused("User does not have permission for repo.")
+    log_action(
+        UsageLog.Kind.DELETE_REPO_PERMISSION,
+        principal=principal,
+        repository=repository,
+        ip=ip,
+        metadata={"username": username, "repo": repository.name, "namespace": repository.namespace.name},
+    )
+
+
+@transaction.atomic
+def repository_permission_set_team(
+    *, repository: Repository, team_name: str, role: str, principal: Principal, ip: str | None
+) -> RepositoryPermission:
+    """Give a team of the repository's organization a role on it."""
+    team = Team.objects.filter(organization=repository.namespace, name=team_name).first()
+    if team is None:
+        raise RequestRefused(f"No team {team_name} in organization {repository.namespace.name}")
+    permission, _ = RepositoryPermission.objects.update_or_create(
+        repository=repository, team=team, defaults={"role": role}
+    )
+    log_action(
+        UsageLog.Kind.CHANGE_REPO_PERMISSION,
+        principal=principal,
+        repository=repository,
+        ip=ip,
+        metadata={"team": team_name, "repo": repository.name, "role": role},
+    )
+    return permission
+
+
+@transaction.atomic
+def repository_permission_delete_team(
+    *, repository: Repository, team_name: str, principal: Principal, ip: str | None
+) -> None:
+    deleted, _ = RepositoryPermission.objects.filter(repository=repository, team__name=team_name).delete()
+    if not deleted:
+        raise RequestRefused("Team does not have permission for repo.")
+    log_action(
+        UsageLog.Kind.DELETE_REPO_PERMISSION,
+        principal=principal,
+        repository=repository,
+        ip=ip,
+        metadata={"team": team_name, "repo": repository.name},
+    )
+
+
+def star_add(*, user: User, repository: Repository) -> None:
+    Star.objects.get_or_create(user=user, repository=repository)
+
+
+def star_remove(*, user: User, repository: Repository) -> None:
+    Star.objects.filter(user=user, repository=repository).delete()

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 
+from accounts import scopes as quay_scopes
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.crypto import token_hash_matches
@@ -88,14 +89,44 @@ class BadCredentials(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class OAuthPrincipal(Principal):
+    """A user signed in with ``$oauthtoken`` and a REST API token: the token's repo scopes cap
+    what a registry token may grant, whatever the user could do with a password."""
+
+    oauth_scopes: frozenset[str] = frozenset()
+
+    def allowed_actions(self) -> set[str]:
+        actions = set()
+        if quay_scopes.REPO_READ in self.oauth_scopes:
+            actions.add("pull")
+        if quay_scopes.REPO_WRITE in self.oauth_scopes:
+            actions |= {"push", "delete"}
+        if quay_scopes.REPO_ADMIN in self.oauth_scopes:
+            actions.add("*")
+        return actions
+
+    @property
+    def may_create(self) -> bool:
+        return {quay_scopes.REPO_CREATE, quay_scopes.REPO_WRITE} <= self.oauth_scopes
+
+
 def principal_from_basic(username: str, password: str) -> Principal:
     """Resolve HTTP Basic credentials to a principal, or raise BadCredentials.
 
-    Accepted: ``$token`` + repository access token, ``$app`` + app-specific token, a robot
-    ``ns+name`` + its token, a user + password, or a user + one of their app tokens.
+    Accepted: ``$token`` + repository access token, ``$app`` + app-specific token,
+    ``$oauthtoken`` + REST API token, a robot ``ns+name`` + its token, a user + password, or a
+    user + one of their app tokens.
     """
     if not username or not password:
         raise BadCredentials()
+    if username == "$oauthtoken":
+        oauth_token = account_selectors.oauth_token_by_value(token=password)
+        if oauth_token is None:
+            raise BadCredentials()
+        return OAuthPrincipal(
+            kind="user", user=oauth_token.user, oauth_scopes=quay_scopes.expand(oauth_token.scope_set)
+        )
     if username == "$token":
         row = (
             RepositoryAccessToken.objects.filter(code_prefix=password[: RepositoryAccessToken.PREFIX_LENGTH])
@@ -154,8 +185,12 @@ def parse_scope(scope: str) -> Scope | None:
 def granted_actions(principal: Principal, scope: Scope) -> list[str]:
     """The intersection of the asked actions and what the principal may do."""
     asked = set(scope.actions)
+    if isinstance(principal, OAuthPrincipal):
+        asked &= principal.allowed_actions()
     if scope.type == "registry" and scope.name == "catalog":
-        return ["*"] if "*" in asked else []
+        if isinstance(principal, OAuthPrincipal) and quay_scopes.REPO_READ not in principal.oauth_scopes:
+            return []
+        return ["*"] if "*" in scope.actions else []
     if scope.type != "repository":
         return []
     try:
@@ -165,7 +200,7 @@ def granted_actions(principal: Principal, scope: Scope) -> list[str]:
     repository = Repository.objects.select_related("namespace").filter(namespace__name=ns_name, name=repo_name).first()
     if repository is None:
         # Only a push may name a missing repository: it creates it when the caller may.
-        if "push" in asked:
+        if "push" in asked and (not isinstance(principal, OAuthPrincipal) or principal.may_create):
             namespace = Namespace.objects.filter(name=ns_name).first()
             if namespace is not None and can_create_in(principal, namespace):
                 return sorted(asked & {"pull", "push", "delete", "*"})

@@ -1,6 +1,7 @@
 """Input and output shapes of the account endpoints (Quay's field names)."""
 
 import hashlib
+from email.utils import formatdate
 
 from rest_framework import serializers
 
@@ -10,6 +11,25 @@ from accounts.models import Namespace, Team, User
 def avatar(name: str, email: str, kind: str) -> dict:
     digest = hashlib.md5((email or name).encode(), usedforsecurity=False).hexdigest()
     return {"name": name, "hash": digest, "color": f"#{digest[:6]}", "kind": kind}
+
+
+def format_date(value) -> str | None:
+    """Quay's date format in API bodies: RFC 2822 in UTC (``Tue, 01 Jan 2019 00:00:00 -0000``)."""
+    if value is None:
+        return None
+    return formatdate(value.timestamp())
+
+
+def user_avatar(user: User) -> dict:
+    return avatar(user.username, user.email, "robot" if user.is_robot else "user")
+
+
+def org_avatar(org: Namespace) -> dict:
+    return avatar(org.name, org.email, "org")
+
+
+def team_avatar(team: Team) -> dict:
+    return avatar(team.name, "", "team")
 
 
 def organization_summary(org: Namespace, user: User) -> dict:

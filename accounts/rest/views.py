@@ -1,6 +1,6 @@
 """Bootstrap and identity endpoints: CSRF token, sign-in, first-user initialization, current user."""
 
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.middleware.csrf import get_token
@@ -9,7 +9,8 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from accounts import scopes, selectors, services
 from accounts.models import User
-from accounts.rest.serializers import InitializeInput, SigninInput, user_view
+from accounts.rest.robots import query_flag
+from accounts.rest.serializers import InitializeInput, SigninInput, org_avatar, team_avatar, user_avatar, user_view
 from quay_site.rest.auth import CsrfSessionAuthentication
 from quay_site.rest.errors import InvalidRequest
 from quay_site.rest.views import ApiView
@@ -30,8 +31,10 @@ class SigninView(ApiView):
     required_scopes = {"POST": None}
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "signin"
+    nicknames = {"POST": "signinUser"}
 
     def post(self, request):
+        """Sign in with a username and password; the new CSRF token comes back in X-Next-CSRF-Token."""
         # Sign-in starts a session, so it is CSRF-checked like the writes of a session.
         CsrfSessionAuthentication().enforce_csrf(request)
         data = SigninInput(data=request.data)
@@ -44,6 +47,22 @@ class SigninView(ApiView):
                 {"success": False, "invalidCredentials": True, "message": "Invalid username or password"}, status=403
             )
         login(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+        response = Response({"success": True})
+        # Signing in rotates the CSRF token; Quay's clients (the Ansible collection) read the new
+        # one from this header and send it as X-CSRF-Token from then on.
+        response["X-Next-CSRF-Token"] = get_token(request._request)
+        return response
+
+
+class SignoutView(ApiView):
+    """``POST /api/v1/signout``: ends the session (CSRF-checked when there is one)."""
+
+    required_scopes = {"POST": None}
+    nicknames = {"POST": "logout"}
+
+    def post(self, request):
+        """End the current session."""
+        logout(request._request)
         return Response({"success": True})
 
 
@@ -54,11 +73,13 @@ class UserInitializeView(ApiView):
     """
 
     required_scopes = {"POST": None}
+    nicknames = {"POST": "initializeUser"}
     authentication_classes: list = []
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "signin"
 
     def post(self, request):
+        """Create the first user of an empty install, optionally with an API token."""
         data = InitializeInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -85,6 +106,41 @@ class UserView(ApiView):
     """``GET /api/v1/user/``: the signed-in user."""
 
     required_scopes = {"GET": scopes.USER_READ}
+    nicknames = {"GET": "getLoggedInUser"}
 
     def get(self, request):
+        """The signed-in user."""
         return Response(user_view(request.user))
+
+
+class EntitySearchView(ApiView):
+    """``GET /api/v1/entities/<prefix>?namespace=&includeTeams=&includeOrgs=``: users, and with a
+    namespace the caller belongs to, its robots, teams and the organization itself. Public, as
+    in Quay: user names are not secret; robots and teams are shown to members only."""
+
+    required_scopes = {"GET": None}
+    nicknames = {"GET": "getMatchingEntities"}
+
+    def get(self, request, prefix):
+        """Users, robots, teams and organizations whose names start with the prefix."""
+        prefix = "".join(prefix.split()).lower()
+        matches = selectors.entity_search(
+            prefix=prefix,
+            viewer=request.user,
+            namespace_name=request.query_params.get("namespace", ""),
+            include_teams=query_flag(request, "includeTeams", False),
+            include_orgs=query_flag(request, "includeOrgs", False),
+        )
+        results = [
+            {"name": team.name, "kind": "team", "is_org_member": True, "avatar": team_avatar(team)}
+            for team in matches.teams
+        ]
+        for user, is_org_member in matches.users:
+            entry = {"name": user.username, "kind": "user", "is_robot": user.is_robot, "avatar": user_avatar(user)}
+            if is_org_member is not None:
+                entry["is_org_member"] = is_org_member
+            results.append(entry)
+        if matches.organization is not None:
+            org = matches.organization
+            results.append({"name": org.name, "kind": "org", "is_org_member": True, "avatar": org_avatar(org)})
+        return Response({"results": results})
