@@ -153,6 +153,9 @@ REGISTRY_TOKEN_ISSUER = env.str("REGISTRY_TOKEN_ISSUER", default="quay-django")
 REGISTRY_TOKEN_SECONDS = env.int("REGISTRY_TOKEN_SECONDS", default=300)
 if REGISTRY_TOKEN_SECONDS < 60:
     raise environ.ImproperlyConfigured("REGISTRY_TOKEN_SECONDS must be at least 60")
+# Failed logins at /v2/auth per client address before it answers 429 for the rest of the window.
+LOGIN_FAILURES_PER_WINDOW = env.int("LOGIN_FAILURES_PER_WINDOW", default=20)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=300)
 MANIFEST_MAX_BYTES = env.int("MANIFEST_MAX_BYTES", default=4 * 1024 * 1024)
 UPLOAD_SESSION_SECONDS = env.int("UPLOAD_SESSION_SECONDS", default=24 * 3600)
 # Page size cap for tags/list, _catalog and referrers.

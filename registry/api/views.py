@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, JsonResponse
 from rest_framework.views import APIView
 
-from registry import errors, names, selectors, services, usage
+from registry import errors, failed_logins, names, selectors, services, usage
 from registry.api.base import (
     RegistryView,
     _Unauthorized,
@@ -56,6 +56,10 @@ class TokenView(APIView):
         principal = ANONYMOUS
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if header:
+            if failed_logins.blocked(client_ip(request)):
+                exc = errors.TooManyRequests({"reason": "too many failed logins; try again later"})
+                exc.headers["Retry-After"] = str(settings.LOGIN_FAILURE_WINDOW_SECONDS)
+                return error_response(request, exc)
             scheme, _, value = header.partition(" ")
             try:
                 if scheme.lower() != "basic":
@@ -65,6 +69,7 @@ class TokenView(APIView):
                     raise BadCredentials()
                 principal = principal_from_basic(username, password)
             except (BadCredentials, binascii.Error, UnicodeDecodeError, ValueError):
+                failed_logins.record(client_ip(request))
                 response = error_response(request, errors.Unauthorized({"reason": "invalid username or password"}))
                 response["WWW-Authenticate"] = f'Basic realm="{service_name(request)}"'
                 return response
