@@ -110,3 +110,18 @@ def test_it_rate_limits_signin(alice):
     statuses = [client.post("/api/v1/signin", body, content_type="application/json").status_code for _ in range(12)]
     assert statuses[:10] == [403] * 10
     assert statuses[-1] == 429
+
+
+def test_it_signs_in_over_https_with_the_header_token_and_no_referer(alice):
+    # Quay's Ansible collection sends X-CSRF-Token but neither Referer nor Origin.
+    client = Client(enforce_csrf_checks=True)
+    csrf = client.get("/csrf_token", secure=True).json()["csrf_token"]
+    credentials = {"username": "alice", "password": PASSWORD}
+    response = client.post(
+        "/api/v1/signin", credentials, content_type="application/json", secure=True, HTTP_X_CSRF_TOKEN=csrf
+    )
+    assert response.status_code == 200, response.content
+    wrong = client.post(
+        "/api/v1/signin", credentials, content_type="application/json", secure=True, HTTP_X_CSRF_TOKEN="x" * 64
+    )
+    _problem(wrong, 403, "insufficient_scope")
