@@ -349,12 +349,12 @@ class UploadStartView(RegistryView):
         digest = request.GET.get("digest")
         if digest is not None:
             names.validate_digest(digest)
-        session = services.upload_start(repository=repository, principal=self.principal())
         if digest is None:
+            session = services.upload_start(repository=repository, owner=self.principal_key())
             return _upload_response(name, session)
         # Monolithic upload: the whole blob is the body of the POST.
         stream, length = body_stream(request)
-        blob = services.upload_complete(session=session, digest=digest, stream=stream, length=length, start=None)
+        blob = services.blob_upload_monolithic(repository=repository, digest=digest, stream=stream, length=length)
         return _blob_created(name, blob.digest)
 
     def _mount(self, repository, digest, source_name):
