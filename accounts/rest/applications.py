@@ -8,10 +8,12 @@ the ``X-CSRF-Token`` header or the ``_csrf_token`` form field) posts ``response_
 
 from urllib.parse import quote, urlsplit
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from accounts import scopes, selectors, services
+from accounts.rest import docs
 from accounts.rest.access import client_ip, org_access
 from accounts.rest.serializers import avatar, org_avatar
 from quay_site.rest.auth import CsrfSessionAuthentication
@@ -62,12 +64,14 @@ class ApplicationListView(ApiView):
     required_scopes = {"*": scopes.ORG_ADMIN}
     nicknames = {"GET": "getOrganizationApplications", "POST": "createOrganizationApplication"}
 
+    @extend_schema(parameters=[docs.ORGNAME], responses={200: docs.ApplicationListDoc})
     def get(self, request, orgname):
         """The organization's OAuth applications."""
         access = org_access(request, orgname, need="admin")
         applications = selectors.oauth_applications(organization=access.organization)
         return Response({"applications": [app_view(application) for application in applications]})
 
+    @extend_schema(parameters=[docs.ORGNAME], request=NewAppInput, responses={200: docs.ApplicationDoc})
     def post(self, request, orgname):
         """Register an OAuth application."""
         access = org_access(request, orgname, need="admin")
@@ -97,11 +101,15 @@ class ApplicationView(ApiView):
         "DELETE": "deleteOrganizationApplication",
     }
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.CLIENT_ID], responses={200: docs.ApplicationDoc})
     def get(self, request, orgname, client_id):
         """One OAuth application with its client secret."""
         access = org_access(request, orgname, need="admin")
         return Response(app_view(_application_or_404(access.organization, client_id)))
 
+    @extend_schema(
+        parameters=[docs.ORGNAME, docs.CLIENT_ID], request=UpdateAppInput, responses={200: docs.ApplicationDoc}
+    )
     def put(self, request, orgname, client_id):
         """Change an OAuth application."""
         access = org_access(request, orgname, need="admin")
@@ -121,6 +129,7 @@ class ApplicationView(ApiView):
         )
         return Response(app_view(application))
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.CLIENT_ID], responses={204: docs.DELETED})
     def delete(self, request, orgname, client_id):
         """Delete an OAuth application and the tokens issued through it."""
         access = org_access(request, orgname, need="admin")
@@ -135,6 +144,7 @@ class ApplicationResetSecretView(ApiView):
     required_scopes = {"POST": scopes.ORG_ADMIN}
     nicknames = {"POST": "resetOrganizationApplicationClientSecret"}
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.CLIENT_ID], request=None, responses={200: docs.ApplicationDoc})
     def post(self, request, orgname, client_id):
         """Replace the application's client secret."""
         access = org_access(request, orgname, need="admin")
@@ -149,6 +159,7 @@ class ApplicationInformationView(ApiView):
     required_scopes = {"GET": None}
     nicknames = {"GET": "getApplicationInformation"}
 
+    @extend_schema(parameters=[docs.CLIENT_ID], responses={200: docs.ApplicationInformationDoc})
     def get(self, request, client_id):
         """Public facts about an application, for an authorization page."""
         application = selectors.oauth_application_by_client_id(client_id=client_id)

@@ -1,11 +1,14 @@
 """Organizations: create, read, update, delete, and their members (Quay's /organization/ paths)."""
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts import scopes, selectors, services
 from accounts.models import Namespace
+from accounts.rest import docs
 from accounts.rest.access import Forbidden, OrgAccess, client_ip, org_access
 from accounts.rest.serializers import org_avatar, team_avatar, user_avatar
 from quay_site.rest.errors import InvalidRequest, NotFound
@@ -77,6 +80,9 @@ class OrganizationListView(ApiView):
     required_scopes = {"POST": scopes.USER_ADMIN}
     nicknames = {"POST": "createOrganization"}
 
+    @extend_schema(
+        request=NewOrgInput, responses={201: OpenApiResponse(OpenApiTypes.STR, description='The string "Created"')}
+    )
     def post(self, request):
         """Create an organization; the caller becomes a member of its owners team."""
         data = NewOrgInput(data=request.data)
@@ -99,10 +105,12 @@ class OrganizationView(ApiView):
     required_scopes = {"GET": None, "PUT": scopes.ORG_ADMIN, "DELETE": scopes.ORG_ADMIN}
     nicknames = {"GET": "getOrganization", "PUT": "changeOrganizationDetails", "DELETE": "deleteAdminedOrganization"}
 
+    @extend_schema(parameters=[docs.ORGNAME], responses={200: docs.OrganizationDoc})
     def get(self, request, orgname):
         """The organization; members also see its teams, admins its settings."""
         return Response(org_view(org_access(request, orgname), request.user))
 
+    @extend_schema(parameters=[docs.ORGNAME], request=UpdateOrgInput, responses={200: docs.OrganizationDoc})
     def put(self, request, orgname):
         """Change the organization's e-mail or tag expiration window."""
         access = org_access(request, orgname)
@@ -120,6 +128,7 @@ class OrganizationView(ApiView):
         )
         return Response(org_view(access, request.user))
 
+    @extend_schema(parameters=[docs.ORGNAME], responses={204: docs.DELETED})
     def delete(self, request, orgname):
         """Delete the organization with its repositories, teams, robots and applications."""
         access = org_access(request, orgname)
@@ -145,6 +154,7 @@ class OrganizationMembersView(ApiView):
     required_scopes = {"GET": scopes.ORG_ADMIN}
     nicknames = {"GET": "getOrganizationMembers"}
 
+    @extend_schema(parameters=[docs.ORGNAME], responses={200: docs.OrganizationMemberListDoc})
     def get(self, request, orgname):
         """The people in the organization's teams, with their teams and repositories."""
         access = org_access(request, orgname, need="admin")
@@ -158,6 +168,7 @@ class OrganizationMemberView(ApiView):
     required_scopes = {"GET": scopes.ORG_ADMIN, "DELETE": scopes.ORG_ADMIN}
     nicknames = {"GET": "getOrganizationMember", "DELETE": "removeOrganizationMember"}
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.MEMBERNAME], responses={200: docs.OrganizationMemberDoc})
     def get(self, request, orgname, membername):
         """One member's teams and direct repository permissions."""
         access = org_access(request, orgname, need="admin")
@@ -167,6 +178,7 @@ class OrganizationMemberView(ApiView):
             raise NotFound()
         return Response(member_summary(member))
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.MEMBERNAME], responses={204: docs.DELETED})
     def delete(self, request, orgname, membername):
         """Remove a person from every team and repository of the organization."""
         access = org_access(request, orgname, need="admin")

@@ -2,11 +2,14 @@
 (/organization/<org>/robots/), with Quay's shapes. Tokens are shown to admins only."""
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts import scopes, selectors, services
 from accounts.models import Namespace, Robot
+from accounts.rest import docs
 from accounts.rest.access import client_ip, org_access
 from accounts.rest.organizations import invalid
 from accounts.rest.serializers import avatar, format_date
@@ -79,6 +82,14 @@ class _RobotList(ApiView):
     """``GET .../robots?token=&permissions=&limit=``: members list them, admins also see tokens
     and, with ``permissions=true``, each robot's teams and repositories."""
 
+    @extend_schema(
+        parameters=[
+            docs.flag_param("token", "Include each robot's token (admins only; default true)"),
+            docs.flag_param("permissions", "Include each robot's teams and repositories (admins only)"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many robots"),
+        ],
+        responses={200: docs.RobotListDoc},
+    )
     def get(self, request, **kwargs):
         """List the robots, with tokens for admins."""
         namespace, is_admin = self.robot_namespace(request, "member", **kwargs)
@@ -112,12 +123,14 @@ class _RobotList(ApiView):
 class _RobotDetail(ApiView):
     """``GET|PUT|DELETE .../robots/<short>``: read (with token), create, delete; admins only."""
 
+    @extend_schema(parameters=[docs.ROBOT_SHORTNAME], responses={200: docs.RobotDoc})
     def get(self, request, robot_shortname, **kwargs):
         """The robot with its token."""
         namespace, is_admin = self.robot_namespace(request, "admin", **kwargs)
         robot = _robot_or_404(namespace, robot_shortname)
         return Response(robot_view(robot, token=services.robot_token(robot=robot), metadata=True))
 
+    @extend_schema(parameters=[docs.ROBOT_SHORTNAME], request=RobotInput, responses={201: docs.RobotDoc})
     def put(self, request, robot_shortname, **kwargs):
         """Create the robot; the answer carries its token."""
         namespace, _ = self.robot_namespace(request, "admin", **kwargs)
@@ -138,6 +151,7 @@ class _RobotDetail(ApiView):
             raise invalid(exc) from None
         return Response(robot_view(robot, token=token, metadata=True), status=201)
 
+    @extend_schema(parameters=[docs.ROBOT_SHORTNAME], responses={204: docs.DELETED})
     def delete(self, request, robot_shortname, **kwargs):
         """Delete the robot with its team memberships and permissions."""
         namespace, _ = self.robot_namespace(request, "admin", **kwargs)
@@ -149,6 +163,7 @@ class _RobotDetail(ApiView):
 class _RobotRegenerate(ApiView):
     """``POST .../robots/<short>/regenerate``: a new token; the old one stops working at once."""
 
+    @extend_schema(parameters=[docs.ROBOT_SHORTNAME], request=None, responses={200: docs.RobotDoc})
     def post(self, request, robot_shortname, **kwargs):
         """Replace the robot's token."""
         namespace, _ = self.robot_namespace(request, "admin", **kwargs)
@@ -160,6 +175,7 @@ class _RobotRegenerate(ApiView):
 class _RobotPermissions(ApiView):
     """``GET .../robots/<short>/permissions``: the robot's direct repository roles."""
 
+    @extend_schema(parameters=[docs.ROBOT_SHORTNAME], responses={200: docs.RepositoryRoleListDoc})
     def get(self, request, robot_shortname, **kwargs):
         """The robot's repository permissions."""
         namespace, _ = self.robot_namespace(request, "admin", **kwargs)
@@ -184,17 +200,22 @@ class UserRobotPermissionsView(_UserRobots, _RobotPermissions):
     nicknames = {"GET": "getUserRobotPermissions"}
 
 
+# The shared methods document the robot's name; these add the organization in the path.
+@extend_schema(parameters=[docs.ORGNAME])
 class OrgRobotListView(_OrgRobots, _RobotList):
     nicknames = {"GET": "getOrgRobots"}
 
 
+@extend_schema(parameters=[docs.ORGNAME])
 class OrgRobotView(_OrgRobots, _RobotDetail):
     nicknames = {"GET": "getOrgRobot", "PUT": "createOrgRobot", "DELETE": "deleteOrgRobot"}
 
 
+@extend_schema(parameters=[docs.ORGNAME])
 class OrgRobotRegenerateView(_OrgRobots, _RobotRegenerate):
     nicknames = {"POST": "regenerateOrgRobotToken"}
 
 
+@extend_schema(parameters=[docs.ORGNAME])
 class OrgRobotPermissionsView(_OrgRobots, _RobotPermissions):
     nicknames = {"GET": "getOrgRobotPermissions"}

@@ -7,11 +7,13 @@ cannot be deleted through the API (demote first), as in Quay.
 """
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts import scopes, selectors, services
 from accounts.models import User
+from accounts.rest import docs
 from accounts.rest.access import client_ip, require_superuser
 from accounts.rest.organizations import invalid
 from accounts.rest.robots import query_flag
@@ -49,6 +51,8 @@ class UpdateUserInput(serializers.Serializer):
     superuser = serializers.BooleanField(required=False)
 
 
+# organizations.UpdateOrgInput already names a schema component.
+@extend_schema_serializer(component_name="SuperuserUpdateOrgInput")
 class UpdateOrgInput(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=255)
     email = serializers.EmailField(required=False, allow_blank=True)
@@ -74,11 +78,16 @@ class SuperUserListView(_SuperuserView):
 
     nicknames = {"GET": "listAllUsers", "POST": "createInstallUser"}
 
+    @extend_schema(
+        parameters=[docs.flag_param("disabled", "Include disabled users (default true)")],
+        responses={200: docs.InstallUserListDoc},
+    )
     def get(self, request):
         """Every user of the install."""
         users = selectors.people(include_disabled=query_flag(request, "disabled", True))
         return Response({"users": [user_view(user) for user in users]})
 
+    @extend_schema(request=CreateUserInput, responses={200: docs.CreatedInstallUserDoc})
     def post(self, request):
         """Create a user with a generated password."""
         data = CreateUserInput(data=request.data)
@@ -102,10 +111,12 @@ class SuperUserManagementView(_SuperuserView):
 
     nicknames = {"GET": "getInstallUser", "PUT": "changeInstallUser", "DELETE": "deleteInstallUser"}
 
+    @extend_schema(parameters=[docs.USERNAME], responses={200: docs.InstallUserDoc})
     def get(self, request, username):
         """One user."""
         return Response(user_view(_person_or_404(username)))
 
+    @extend_schema(parameters=[docs.USERNAME], request=UpdateUserInput, responses={200: docs.InstallUserDoc})
     def put(self, request, username):
         """Change a user's e-mail, password, enabled or superuser flag."""
         user = _person_or_404(username)
@@ -129,6 +140,7 @@ class SuperUserManagementView(_SuperuserView):
             view["encrypted_password"] = ""
         return Response(view)
 
+    @extend_schema(parameters=[docs.USERNAME], responses={204: docs.DELETED})
     def delete(self, request, username):
         """Delete a user with their namespace."""
         user = _person_or_404(username)
@@ -143,6 +155,7 @@ class SuperUserOrganizationListView(_SuperuserView):
 
     nicknames = {"GET": "listAllOrganizations"}
 
+    @extend_schema(responses={200: docs.InstallOrganizationListDoc})
     def get(self, request):
         """Every organization of the install."""
         return Response({"organizations": [org_view(org) for org in selectors.organizations()]})
@@ -153,6 +166,9 @@ class SuperUserOrganizationView(_SuperuserView):
 
     nicknames = {"PUT": "changeOrganization", "DELETE": "deleteOrganization"}
 
+    @extend_schema(
+        parameters=[docs.SUPERUSER_ORGNAME], request=UpdateOrgInput, responses={200: docs.InstallOrganizationDoc}
+    )
     def put(self, request, name):
         """Rename an organization or change its e-mail."""
         organization = selectors.organization_by_name(name=name)
@@ -179,6 +195,7 @@ class SuperUserOrganizationView(_SuperuserView):
             raise invalid(exc) from None
         return Response(org_view(organization))
 
+    @extend_schema(parameters=[docs.SUPERUSER_ORGNAME], responses={204: docs.DELETED})
     def delete(self, request, name):
         """Delete an organization."""
         organization = selectors.organization_by_name(name=name)

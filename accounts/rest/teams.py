@@ -1,11 +1,13 @@
 """Teams of an organization and their members (Quay's /organization/<org>/team/ paths)."""
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts import scopes, selectors, services
 from accounts.models import Team
+from accounts.rest import docs
 from accounts.rest.access import Forbidden, client_ip, org_access
 from accounts.rest.organizations import invalid
 from accounts.rest.serializers import team_avatar, user_avatar
@@ -42,7 +44,7 @@ def permission_view(permission) -> dict:
 
 
 class TeamInput(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Team.Role.choices)
+    role = docs.TeamRoleField(choices=Team.Role.choices)
     description = serializers.CharField(required=False, allow_blank=True, max_length=4096)
 
 
@@ -59,6 +61,7 @@ class TeamView(ApiView):
     required_scopes = {"PUT": scopes.ORG_ADMIN, "DELETE": scopes.ORG_ADMIN}
     nicknames = {"PUT": "updateOrganizationTeam", "DELETE": "deleteOrganizationTeam"}
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.TEAMNAME], request=TeamInput, responses={200: docs.TeamDoc})
     def put(self, request, orgname, teamname):
         """Create the team or change its role and description."""
         access = org_access(request, orgname, need="admin")
@@ -77,6 +80,7 @@ class TeamView(ApiView):
             raise invalid(exc) from None
         return Response(team_view(team, new_team=created))
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.TEAMNAME], responses={204: docs.DELETED})
     def delete(self, request, orgname, teamname):
         """Delete the team and its repository permissions."""
         access = org_access(request, orgname, need="admin")
@@ -94,6 +98,7 @@ class TeamMembersView(ApiView):
     required_scopes = {"GET": scopes.ORG_ADMIN}
     nicknames = {"GET": "getOrganizationTeamMembers"}
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.TEAMNAME], responses={200: docs.TeamMemberListDoc})
     def get(self, request, orgname, teamname):
         """The members of the team."""
         access = org_access(request, orgname, need="member")
@@ -112,6 +117,9 @@ class TeamMemberView(ApiView):
     required_scopes = {"PUT": scopes.ORG_ADMIN, "DELETE": scopes.ORG_ADMIN}
     nicknames = {"PUT": "updateOrganizationTeamMember", "DELETE": "deleteOrganizationTeamMember"}
 
+    @extend_schema(
+        parameters=[docs.ORGNAME, docs.TEAMNAME, docs.MEMBERNAME], request=None, responses={200: docs.TeamMemberDoc}
+    )
     def put(self, request, orgname, teamname, membername):
         """Add a user, or a robot of the organization, to the team."""
         access = org_access(request, orgname, need="admin")
@@ -125,6 +133,7 @@ class TeamMemberView(ApiView):
             raise invalid(exc) from None
         return Response(member_view(user))
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.TEAMNAME, docs.MEMBERNAME], responses={204: docs.DELETED})
     def delete(self, request, orgname, teamname, membername):
         """Remove a member from the team."""
         access = org_access(request, orgname, need="admin")
@@ -147,6 +156,7 @@ class TeamPermissionsView(ApiView):
     required_scopes = {"GET": scopes.ORG_ADMIN}
     nicknames = {"GET": "getOrganizationTeamPermissions"}
 
+    @extend_schema(parameters=[docs.ORGNAME, docs.TEAMNAME], responses={200: docs.RepositoryRoleListDoc})
     def get(self, request, orgname, teamname):
         """The team's repository permissions."""
         access = org_access(request, orgname, need="admin")

@@ -7,10 +7,12 @@ show it again.
 
 from datetime import timedelta
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts import scopes, selectors, services
+from accounts.rest import docs
 from accounts.rest.access import client_ip
 from accounts.rest.robots import query_flag
 from accounts.rest.serializers import format_date
@@ -44,12 +46,17 @@ class AppTokenListView(ApiView):
     required_scopes = {"*": scopes.USER_ADMIN}
     nicknames = {"GET": "listAppTokens", "POST": "createAppToken"}
 
+    @extend_schema(
+        parameters=[docs.flag_param("expiring", "Only the tokens that expire soon")],
+        responses={200: docs.AppTokenListDoc},
+    )
     def get(self, request):
         """The caller's app-specific tokens (without their secrets)."""
         expiring = query_flag(request, "expiring", False) if "expiring" in request.query_params else None
         rows = selectors.app_tokens(user=request.user, expiring_within=EXPIRING_WINDOW if expiring else None)
         return Response({"tokens": [token_view(row) for row in rows], "only_expiring": expiring})
 
+    @extend_schema(request=NewTokenInput, responses={200: docs.AppTokenEnvelopeDoc})
     def post(self, request):
         """Create an app-specific token; token_code is shown only in this answer."""
         data = NewTokenInput(data=request.data)
@@ -72,10 +79,12 @@ class AppTokenView(ApiView):
             raise NotFound()
         return row
 
+    @extend_schema(parameters=[docs.TOKEN_UUID], responses={200: docs.AppTokenEnvelopeDoc})
     def get(self, request, token_uuid):
         """One of the caller's app-specific tokens."""
         return Response({"token": token_view(self._row(request, token_uuid))})
 
+    @extend_schema(parameters=[docs.TOKEN_UUID], responses={204: docs.DELETED})
     def delete(self, request, token_uuid):
         """Revoke one of the caller's app-specific tokens."""
         services.app_token_revoke(app_token=self._row(request, token_uuid), actor=request.user, ip=client_ip(request))

@@ -4,11 +4,14 @@ from django.contrib.auth import login, logout
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.middleware.csrf import get_token
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from accounts import scopes, selectors, services
 from accounts.models import User
+from accounts.rest import docs
 from accounts.rest.robots import query_flag
 from accounts.rest.serializers import InitializeInput, SigninInput, org_avatar, team_avatar, user_avatar, user_view
 from quay_site.rest.auth import CsrfSessionAuthentication
@@ -21,6 +24,7 @@ class CsrfTokenView(ApiView):
 
     required_scopes = {"GET": None}
 
+    @extend_schema(operation_id="getCsrfToken", responses={200: docs.CsrfTokenDoc})
     def get(self, request):
         return Response({"csrf_token": get_token(request)})
 
@@ -33,6 +37,22 @@ class SigninView(ApiView):
     throttle_scope = "signin"
     nicknames = {"POST": "signinUser"}
 
+    @extend_schema(
+        request=SigninInput,
+        parameters=[
+            OpenApiParameter(
+                "X-Next-CSRF-Token",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="The session's new CSRF token, to send as X-CSRF-Token from now on",
+            )
+        ],
+        responses={
+            200: docs.SuccessDoc,
+            403: OpenApiResponse(docs.SigninFailureDoc, description="Wrong username or password"),
+        },
+    )
     def post(self, request):
         """Sign in with a username and password; the new CSRF token comes back in X-Next-CSRF-Token."""
         # Sign-in starts a session, so it is CSRF-checked like the writes of a session.
@@ -60,6 +80,7 @@ class SignoutView(ApiView):
     required_scopes = {"POST": None}
     nicknames = {"POST": "logout"}
 
+    @extend_schema(request=None, responses={200: docs.SuccessDoc})
     def post(self, request):
         """End the current session."""
         logout(request._request)
@@ -78,6 +99,7 @@ class UserInitializeView(ApiView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "signin"
 
+    @extend_schema(request=InitializeInput, responses={200: docs.InitializedUserDoc})
     def post(self, request):
         """Create the first user of an empty install, optionally with an API token."""
         data = InitializeInput(data=request.data)
@@ -108,6 +130,7 @@ class UserView(ApiView):
     required_scopes = {"GET": scopes.USER_READ}
     nicknames = {"GET": "getLoggedInUser"}
 
+    @extend_schema(responses={200: docs.LoggedInUserDoc})
     def get(self, request):
         """The signed-in user."""
         return Response(user_view(request.user))
@@ -121,6 +144,20 @@ class EntitySearchView(ApiView):
     required_scopes = {"GET": None}
     nicknames = {"GET": "getMatchingEntities"}
 
+    @extend_schema(
+        parameters=[
+            docs.PREFIX,
+            OpenApiParameter(
+                "namespace",
+                OpenApiTypes.STR,
+                description="Also find the robots of this namespace: the caller's own, or an organization "
+                "the caller belongs to",
+            ),
+            docs.flag_param("includeTeams", "Also find the teams of the organization named by namespace"),
+            docs.flag_param("includeOrgs", "Also find the organization named by namespace"),
+        ],
+        responses={200: docs.EntityListDoc},
+    )
     def get(self, request, prefix):
         """Users, robots, teams and organizations whose names start with the prefix."""
         prefix = "".join(prefix.split()).lower()
