@@ -1,0 +1,1 @@
+"""The benchmark harness of issue #3: ``python -m bench --help``."""

@@ -1,0 +1,84 @@
+"""The benchmark harness (``python -m bench``) in smoke mode, against the real servers.
+
+It starts the project, Distribution, nginx (static and with deploy/nginx.conf) and moto, runs
+every metric once with tiny sizes, and must write a report holding a measured row for each
+metric, then leave no server behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+METRICS = {"1", "2", "3", "4", "5", "auth", "6", "7", "8", "9"}
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Processes whose command line or environment names ``text`` (our servers' work directory)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    if text.encode() in f.read():
+                        found.append(f"{pid}: {open(f'/proc/{pid}/cmdline', 'rb').read()[:200]!r}")
+                        break
+            except OSError:
+                continue
+    return found
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    section = markdown.split("## Results", 1)[1].split("##", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| # | metric | project | peer | ratio | target | result |")
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_smoke_run_measures_every_metric_and_stops_its_servers(tmp_path):
+    output = tmp_path / "BENCHMARKS.md"
+    workdir = tmp_path / "work"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--output", str(output), "--workdir", str(workdir)],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}"
+    assert not _processes_mentioning(str(workdir)), "servers left running"
+    assert list(workdir.iterdir()) == [], "the run's directory was not removed"
+
+    markdown = output.read_text()
+    for heading in ("- Machine: ", "- Commit: ", "- Command: `.venv/bin/python -m bench --smoke", "- Date: "):
+        assert heading in markdown
+    assert f"{os.cpu_count()} cores" in markdown
+
+    rows = _table_rows(markdown)
+    assert {row[0] for row in rows} == METRICS
+    for metric, what, project, peer, ratio, target, verdict in rows:
+        assert verdict in ("pass", "MISS", "-"), f"{metric} {what}: {verdict}"
+        assert re.match(r"^\d", project), f"{metric} {what}: no project value ({project!r})"
+        if peer:
+            assert re.match(r"^\d", peer), f"{metric} {what}: no peer value ({peer!r})"
+        if target.startswith(">=") and "x" in target:
+            assert re.fullmatch(r"\d+\.\d\dx", ratio), f"{metric} {what}: no ratio ({ratio!r})"
+    by_what = {row[1]: row for row in rows}
+    # Correctness the harness checks, whatever the speed: S3 redirects, bursts without errors.
+    assert by_what["blob GET answers 307 to a presigned URL"][6] == "pass"
+    assert by_what["burst errors (all counted runs)"][6] == "pass"
+    assert "(Distribution)" in by_what["manifest GET by digest"][3]
+    assert "(nginx static)" in by_what["blob GET, X-Accel-Redirect"][3]
+
+    # The same table goes to stdout.
+    assert "manifest GET by tag" in result.stdout and "token endpoint, robot + token" in result.stdout
