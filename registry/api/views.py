@@ -203,6 +203,10 @@ class _RangeFile:
     def fileno(self):
         return self._f.fileno()
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        # gunicorn seeks back after a sendfile that failed (a client gone before the first byte).
+        return self._f.seek(offset, whence)
+
     def read(self, n: int = -1) -> bytes:
         if self._left <= 0:
             return b""
