@@ -145,7 +145,8 @@ def blob_upload_monolithic(*, repository: Repository, digest: str, stream: Binar
         actual = f"{algorithm}:{hasher.hexdigest()}"
         if actual != digest:
             raise errors.DigestInvalid({"expected": digest, "actual": actual})
-        if Blob.objects.filter(digest=digest).exists() and store.exists(digest):
+        if store.exists(digest):
+            # Stored bytes are always verified ones (published only after their digest check).
             store.upload_delete(upload_id, parts)
         else:
             store.upload_publish(upload_id, size, digest, parts)
@@ -153,9 +154,7 @@ def blob_upload_monolithic(*, repository: Repository, digest: str, stream: Binar
         store.upload_delete(upload_id, parts)
         raise
     with transaction.atomic():
-        blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": size})
-        _link_blob(repository, blob)
-    return blob
+        return _record_blob(repository, digest, size)
 
 
 def upload_get(*, repository: Repository, upload_id: str, principal_key: str) -> UploadSession:
@@ -244,20 +243,37 @@ def upload_complete(
             store.upload_delete(key, session.parts)
             session.delete()
             raise errors.DigestInvalid({"expected": digest, "actual": actual})
-        if not Blob.objects.filter(digest=digest).exists() or not store.exists(digest):
+        if not store.exists(digest):
             store.upload_publish(key, session.offset, digest, session.parts)
         else:
             store.upload_delete(key, session.parts)
         with transaction.atomic():
-            blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": session.offset})
-            _link_blob(session.repository, blob)
+            blob = _record_blob(session.repository, digest, session.offset)
             session.delete()
     return blob
 
 
+def _record_blob(repository: Repository, digest: str, size: int) -> Blob:
+    """The blob's row and its link to the repository, one upsert each.
+
+    Upserts instead of get_or_create: no read-then-write round trips and no savepoints, which
+    matters when many clients push at once and (on SQLite) every write waits for one lock.
+    """
+    (blob,) = Blob.objects.bulk_create(
+        [Blob(digest=digest, size=size)], update_conflicts=True, unique_fields=["digest"], update_fields=["size"]
+    )
+    _link_blob(repository, blob)
+    return blob
+
+
 def _link_blob(repository: Repository, blob: Blob) -> None:
-    # update_or_create refreshes `linked`, the GC grace clock, on every re-upload or mount.
-    RepositoryBlob.objects.update_or_create(repository=repository, blob=blob, defaults={"linked": timezone.now()})
+    # The upsert refreshes `linked`, the GC grace clock, on every re-upload or mount.
+    RepositoryBlob.objects.bulk_create(
+        [RepositoryBlob(repository=repository, blob=blob, linked=timezone.now())],
+        update_conflicts=True,
+        unique_fields=["repository", "blob"],
+        update_fields=["linked"],
+    )
 
 
 def upload_cancel(*, session: UploadSession) -> None:
