@@ -233,8 +233,14 @@ def registry(tmp_path_factory):
     ``alice/public-images`` (public), ``alice/private-images`` and ``alice/charts`` (kind
     application).
     """
+    yield from live_server(tmp_path_factory, "registry", LiveRegistry, ACCESS_LOG="1")
+
+
+def live_server(tmp_path_factory, name: str, server_class, **extra_env):
+    """Start ``server_class`` on a free port with its own DATA_DIR and database; yield it, then
+    stop it and drop the database. Shared by every live-server fixture of the suite."""
     worker = _worker_id()
-    data_dir = tmp_path_factory.mktemp(f"registry-{worker}")
+    data_dir = tmp_path_factory.mktemp(f"{name}-{worker}")
     port = _free_port()
     env = {
         **os.environ,
@@ -244,20 +250,20 @@ def registry(tmp_path_factory):
         "PORT": str(port),
         "FAST_PASSWORD_HASHER": "1",
         "WEB_WORKERS": "2",
-        "ACCESS_LOG": "1",
         "PYTHONUNBUFFERED": "1",
         # gunicorn keeps a control socket under $HOME: one per server, none in the real home.
         "HOME": str(data_dir),
+        **extra_env,
     }
     env.pop("STORAGE_DIR", None)
     database = None
     base_url = os.environ.get("DATABASE_URL", "")
     if urlsplit(base_url).scheme in POSTGRES_SCHEMES:
-        database = _PostgresDatabase.create(base_url, worker)
+        database = _PostgresDatabase.create(base_url, worker if name == "registry" else f"{name}_{worker}")
         env["DATABASE_URL"] = database.url
     else:
         env.pop("DATABASE_URL", None)  # SQLite under DATA_DIR
-    server = LiveRegistry(host=f"127.0.0.1:{port}", env=env, data_dir=data_dir, log_path=data_dir / "server.log")
+    server = server_class(host=f"127.0.0.1:{port}", env=env, data_dir=data_dir, log_path=data_dir / "server.log")
     try:
         server.start()
         yield server

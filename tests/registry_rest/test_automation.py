@@ -10,22 +10,17 @@ in to the registry as ``$oauthtoken``.
 from __future__ import annotations
 
 import json
-import os
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.e2e import images
 from tests.e2e.conftest import (
-    POSTGRES_SCHEMES,
     SEED_SCRIPT,
     ClientError,
     LiveRegistry,
-    _free_port,
-    _PostgresDatabase,
-    _worker_id,
     clients,  # noqa: F401 (fixture)
+    live_server,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,36 +39,7 @@ class EmptyRegistry(LiveRegistry):
 
 @pytest.fixture(scope="module")
 def empty_registry(tmp_path_factory):
-    worker = _worker_id()
-    data_dir = tmp_path_factory.mktemp(f"automation-{worker}")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "quay_site.settings",
-        "DATA_DIR": str(data_dir),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "FAST_PASSWORD_HASHER": "1",
-        "WEB_WORKERS": "2",
-        "PYTHONUNBUFFERED": "1",
-        "HOME": str(data_dir),
-    }
-    env.pop("STORAGE_DIR", None)
-    database = None
-    base_url = os.environ.get("DATABASE_URL", "")
-    if urlsplit(base_url).scheme in POSTGRES_SCHEMES:
-        database = _PostgresDatabase.create(base_url, f"automation_{worker}")
-        env["DATABASE_URL"] = database.url
-    else:
-        env.pop("DATABASE_URL", None)
-    server = EmptyRegistry(host=f"127.0.0.1:{port}", env=env, data_dir=data_dir, log_path=data_dir / "server.log")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        if database is not None:
-            database.drop()
+    yield from live_server(tmp_path_factory, "automation", EmptyRegistry)
 
 
 class Automation:
