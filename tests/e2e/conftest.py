@@ -259,7 +259,7 @@ def live_server(tmp_path_factory, name: str, server_class, **extra_env):
     database = None
     base_url = os.environ.get("DATABASE_URL", "")
     if urlsplit(base_url).scheme in POSTGRES_SCHEMES:
-        database = _PostgresDatabase.create(base_url, worker if name == "registry" else f"{name}_{worker}")
+        database = _PostgresDatabase.create(base_url, f"{name}_{worker}")
         env["DATABASE_URL"] = database.url
     else:
         env.pop("DATABASE_URL", None)  # SQLite under DATA_DIR

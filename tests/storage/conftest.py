@@ -61,17 +61,20 @@ def _answers_http(url: str):
 
 def _stop(process: subprocess.Popen) -> None:
     """Stop a server we started in its own session, whole process group included."""
-    if process.poll() is not None:
-        return
+    if process.poll() is None:
+        # SIGINT to the master only (gunicorn's quick shutdown; it stops its workers): signalled
+        # together with their master, workers could deadlock in a nested signal handler.
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    # Whatever is left of the group (a worker that outlived its master) goes too.
     try:
-        # SIGINT: gunicorn's quick shutdown (SIGTERM waits out keep-alive connections).
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
     except ProcessLookupError:
         pass
+    process.wait(timeout=15)
 
 
 # ---------------------------------------------------------------------------------------------
