@@ -188,9 +188,9 @@ def test_it_mounts_blobs_across_repositories_of_the_registry(registry, clients, 
 
     # skopeo mounts only blobs its blob-info cache (one BoltDB file per machine) says the
     # registry has; when another skopeo holds that file's lock, it skips the cache and uploads.
-    # So a copy is tried up to three times, into a fresh repository each time, and one of them
+    # So a copy is tried up to five times, into a fresh repository each time, and one of them
     # must have mounted every layer and uploaded none.
-    for attempt in range(3):
+    for attempt in range(5):
         target = f"alice/mount-target-{attempt}"
         clients.skopeo(
             "copy",
