@@ -210,6 +210,8 @@ class Tag(models.Model):
     expiration = models.DateTimeField(null=True, blank=True)
     hidden = models.BooleanField(default=False)
     reversion = models.BooleanField(default=False)
+    # Ended outside the time machine by an admin: never restorable, collectable at once.
+    purged = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -262,6 +264,8 @@ class UsageLog(models.Model):
         REVERT_TAG = "revert_tag"
         DELETE_MANIFEST = "delete_manifest"
         DELETE_BLOB = "delete_blob"
+        CHANGE_TAG_EXPIRATION = "change_tag_expiration"
+        PURGE_TAG = "purge_tag"
         # Quay's kinds for changes made through /api/v1 (repositories, accounts, organizations).
         SET_REPO_DESCRIPTION = "set_repo_description"
         CHANGE_REPO_VISIBILITY = "change_repo_visibility"
@@ -324,3 +328,32 @@ class Star(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user.username} starred {self.repository}"
+
+
+class GarbageCollectionRun(models.Model):
+    """One pass of garbage collection: what it removed and how many stored bytes it freed.
+
+    ``repository`` is set when the pass was limited to one repository (a repository deletion).
+    """
+
+    class Trigger(models.TextChoices):
+        PERIODIC = "periodic"
+        COMMAND = "command"
+        ADMIN = "admin"
+        REPOSITORY_DELETE = "repository_delete"
+
+    trigger = models.CharField(max_length=32, choices=Trigger.choices)
+    repository = models.ForeignKey(Repository, null=True, blank=True, on_delete=models.SET_NULL)
+    started = models.DateTimeField(default=timezone.now, db_index=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    tags_expired = models.PositiveIntegerField(default=0)
+    tags_dropped = models.PositiveIntegerField(default=0)
+    manifests_deleted = models.PositiveIntegerField(default=0)
+    blob_links_deleted = models.PositiveIntegerField(default=0)
+    blobs_deleted = models.PositiveIntegerField(default=0)
+    bytes_freed = models.BigIntegerField(default=0)
+    uploads_cleaned = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"GC {self.trigger} at {self.started:%Y-%m-%d %H:%M:%S}"
