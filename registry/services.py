@@ -168,12 +168,29 @@ def upload_get(*, repository: Repository, upload_id: str, principal_key: str) ->
     ).first()
     if session is None:
         raise errors.BlobUploadUnknown({"uuid": upload_id})
+    # The caller already holds the repository: keep `session.repository` from costing a query.
+    session.repository = repository
     return session
 
 
-def _append_locked(session: UploadSession, stream: BinaryIO, length: int | None, start: int | None) -> None:
-    """Append under the session lock: ``session`` is refreshed and updated in place."""
-    session.refresh_from_db(fields=["offset", "parts"])
+def _append_locked(
+    session: UploadSession,
+    stream: BinaryIO,
+    length: int | None,
+    start: int | None,
+    *,
+    refresh: bool = True,
+    persist: bool = True,
+) -> None:
+    """Append under the session lock: ``session`` is refreshed and updated in place.
+
+    ``persist=False`` leaves the row's offset as it was: for the last chunk of an upload that is
+    completed (and its row deleted) under the same lock, the write would be thrown away. Should
+    the process die in between, the row still names the old offset, and bytes past a row's offset
+    are never treated as committed.
+    """
+    if refresh:
+        session.refresh_from_db(fields=["offset", "parts"])
     committed = session.offset
     if start is not None and start != committed:
         raise errors.RangeInvalid(
@@ -194,7 +211,11 @@ def _append_locked(session: UploadSession, stream: BinaryIO, length: int | None,
             store.discard_part(part)
         raise errors.SizeInvalid({"expected": length, "received": new_size - committed})
     parts = session.parts + [part] if part is not None else session.parts
-    updated = UploadSession.objects.filter(pk=session.pk, offset=committed).update(offset=new_size, parts=parts)
+    updated = (
+        UploadSession.objects.filter(pk=session.pk, offset=committed).update(offset=new_size, parts=parts)
+        if persist
+        else 1
+    )
     if not updated:
         if part is not None:
             store.discard_part(part)
@@ -237,7 +258,7 @@ def upload_complete(
         # An upload that never received a byte has no file or object yet: appending the empty
         # body creates it, so the empty blob can be verified and published like any other.
         if stream is not None and (length is None or length > 0 or session.offset == 0):
-            _append_locked(session, stream, length, start)
+            _append_locked(session, stream, length, start, refresh=False, persist=False)
         actual = _upload_digest(session, digest.split(":", 1)[0])
         if actual != digest:
             store.upload_delete(key, session.parts)
