@@ -214,4 +214,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django logs every 4xx as a warning; on /v2/ a 404 is ordinary protocol (a client asks
+    # whether a blob exists before uploading it), and 401 starts every token handshake. Server
+    # errors are still logged; client errors are in the access log when it is on.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

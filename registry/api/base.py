@@ -99,6 +99,10 @@ class RegistryView(APIView):
         if not response.streaming and not response.has_header("Content-Length"):
             # CommonMiddleware would do this, but /v2/ skips the middleware stack.
             response["Content-Length"] = str(len(response.content))
+        if request.method == "HEAD" and not response.streaming and response.content:
+            # A HEAD answer carries the headers a GET would (Content-Length included) and no
+            # body; the server would drop the bytes anyway, with a warning per response.
+            response.content = b""
         return response
 
     # -- helpers -------------------------------------------------------------------------------

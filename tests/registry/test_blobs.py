@@ -45,6 +45,19 @@ def test_head_returns_the_headers_without_a_body(client, pull):
     assert response["Content-Length"] == str(len(DATA))
 
 
+def test_head_of_a_missing_blob_sends_no_body_from_the_view(rf, pull):
+    """The test client strips HEAD bodies itself, so ask the view directly: a server would drop
+    the error body of a HEAD answer, with a warning for each one."""
+    from django.urls import resolve
+
+    path = f"/v2/alice/app/blobs/{sha256(b'missing')}"
+    match = resolve(path)
+    response = match.func(rf.head(path, **pull), *match.args, **match.kwargs)
+    assert response.status_code == 404
+    assert response.content == b""
+    assert int(response["Content-Length"]) > 0  # what a GET's error body would measure
+
+
 @pytest.mark.parametrize(
     ("header", "start", "end"),
     [
