@@ -17,9 +17,68 @@ from registry.models import Blob, Manifest, Repository, RepositoryPermission, St
 from registry.permissions import Principal, visible_repositories
 
 
+class _RowLoader:
+    """Builds model instances from raw rows the way the ORM would (database converters included).
+
+    Why by hand: every /v2/ and /api/v1 request looks its repository up by name, and building
+    that ORM query (a join for the namespace) cost about 0.5 ms of Python per call against
+    0.03 ms for the same SQL sent directly: a fifth of the CPU of a small push.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.fields = model._meta.concrete_fields
+        self.attnames = [f.attname for f in self.fields]
+        self.columns = [f.column for f in self.fields]
+        self._converters: dict[str, list] = {}
+
+    def select_list(self, alias: str) -> str:
+        quote = connection.ops.quote_name
+        return ", ".join(f"{alias}.{quote(c)}" for c in self.columns)
+
+    def converters(self) -> list:
+        # Converters depend only on the backend (and settings such as USE_TZ), so one list per
+        # vendor serves every connection of that vendor.
+        found = self._converters.get(connection.vendor)
+        if found is None:
+            found = []
+            for field in self.fields:
+                col = field.get_col(self.model._meta.db_table)
+                found.append((connection.ops.get_db_converters(col) + col.get_db_converters(connection), col))
+            self._converters[connection.vendor] = found
+        return found
+
+    def build(self, values):
+        converted = []
+        for value, (funcs, col) in zip(values, self.converters(), strict=True):
+            for func in funcs:
+                value = func(value, col, connection)
+            converted.append(value)
+        return self.model.from_db(connection.alias, self.attnames, converted)
+
+
+_repository_rows = _RowLoader(Repository)
+_namespace_rows = _RowLoader(Namespace)
+_NAMESPACE_FIELD = Repository._meta.get_field("namespace")
+
+
 def repository_by_name(full_name: str) -> Repository | None:
+    """The repository (with its namespace loaded) named ``namespace/name``, in one query."""
     ns_name, repo_name = names.split_repository_name(full_name)
-    return Repository.objects.select_related("namespace").filter(namespace__name=ns_name, name=repo_name).first()
+    sql = (
+        f"SELECT {_repository_rows.select_list('r')}, {_namespace_rows.select_list('n')} "
+        f"FROM {Repository._meta.db_table} r JOIN {Namespace._meta.db_table} n ON n.id = r.namespace_id "
+        "WHERE n.name = %s AND r.name = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ns_name, repo_name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(_repository_rows.columns)
+    repository = _repository_rows.build(row[:split])
+    _NAMESPACE_FIELD.set_cached_value(repository, _namespace_rows.build(row[split:]))
+    return repository
 
 
 @dataclass(frozen=True, slots=True)
