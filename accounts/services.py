@@ -5,6 +5,7 @@ import secrets
 import string
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -208,6 +209,30 @@ def organization_register(*, name: str, creator: User, email: str = "", ip: str 
     return org
 
 
+TAG_EXPIRATION_INVALID = "Invalid tag expiration option"
+
+
+def tag_expiration_check(seconds: int) -> int:
+    """A namespace's time machine window must be one of TAG_EXPIRATION_OPTIONS (as in Quay)."""
+    if seconds not in settings.TAG_EXPIRATION_OPTIONS:
+        raise ValidationError(TAG_EXPIRATION_INVALID, code="invalid_tag_expiration")
+    return seconds
+
+
+@transaction.atomic
+def user_tag_expiration_set(*, user: User, seconds: int, ip: str | None = None) -> Namespace:
+    """Change the time machine window of a person's own namespace (``PUT /api/v1/user/``)."""
+    tag_expiration_check(seconds)
+    namespace = user_namespace_ensure(user=user)
+    if namespace.time_machine_seconds != seconds:
+        namespace.time_machine_seconds = seconds
+        namespace.save(update_fields=["time_machine_seconds"])
+        namespace_log(
+            "user_change_tag_expiration", actor=user, namespace=namespace, metadata={"tag_expiration": seconds}, ip=ip
+        )
+    return namespace
+
+
 @transaction.atomic
 def organization_update(
     *,
@@ -228,6 +253,8 @@ def organization_update(
             metadata={"email": email, "old_email": old, "namespace": organization.name},
             ip=ip,
         )
+    if tag_expiration_s is not None:
+        tag_expiration_check(tag_expiration_s)
     if tag_expiration_s is not None and tag_expiration_s != organization.time_machine_seconds:
         organization.time_machine_seconds = tag_expiration_s
         organization.save(update_fields=["time_machine_seconds"])
@@ -632,3 +659,21 @@ def user_delete(*, user: User, actor: User, ip: str | None = None) -> None:
         namespace.delete()
     user.delete()
     namespace_log("user_delete", actor=actor, namespace=None, metadata={"username": username}, ip=ip)
+
+
+# --- Self-service writes of the web UI (issue #6). ---
+
+
+@transaction.atomic
+def user_password_change(*, user: User, password: str, ip: str | None = None) -> User:
+    """Set a person's own password (the caller has checked the old one and the validators)."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    namespace_log(
+        "user_change_password",
+        actor=user,
+        namespace=Namespace.objects.filter(user=user).first(),
+        metadata={"username": user.username},
+        ip=ip,
+    )
+    return user

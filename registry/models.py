@@ -225,6 +225,20 @@ class Tag(models.Model):
         indexes = [
             models.Index(fields=["repository", "name", "lifetime_start"], name="tag_history_idx"),
             models.Index(fields=["manifest", "lifetime_end"], name="tag_manifest_alive_idx"),
+            # The REST tag listing pages through a repository's visible history newest first, and
+            # through its alive tags: each page is read in order from one of these, never sorted,
+            # however deep (a repository may hold 100,000 history rows).
+            models.Index(
+                fields=["repository", "-lifetime_start", "name", "-id"],
+                condition=models.Q(hidden=False, purged=False),
+                name="tag_listing_idx",
+            ),
+            # With the expiration, so that telling alive from expired needs no row either.
+            models.Index(
+                fields=["repository", "-lifetime_start", "name", "-id", "expiration"],
+                condition=models.Q(hidden=False, purged=False, lifetime_end__isnull=True),
+                name="tag_alive_listing_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from typing import BinaryIO
 
@@ -91,6 +92,11 @@ class BlobStore:
         raise NotImplementedError
 
     def upload_delete(self, upload_id: str, parts: list) -> None:
+        raise NotImplementedError
+
+    def upload_ids_written_before(self, cutoff: datetime) -> list[str]:
+        """Uploads in storage whose last byte was written before ``cutoff`` (for garbage
+        collection, which keeps those that still have a session)."""
         raise NotImplementedError
 
 
@@ -181,6 +187,20 @@ class FilesystemBlobStore(BlobStore):
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    def upload_ids_written_before(self, cutoff: datetime) -> list[str]:
+        # An upload is its data file and its lock file; the newer of the two dates it.
+        newest: dict[str, float] = {}
+        with os.scandir(os.path.join(self.root, "uploads")) as entries:
+            for entry in entries:
+                try:
+                    mtime = entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # finished or removed while we listed
+                upload_id = entry.name.removesuffix(".lock")
+                newest[upload_id] = max(mtime, newest.get(upload_id, 0.0))
+        limit = cutoff.timestamp()
+        return sorted(upload_id for upload_id, mtime in newest.items() if mtime < limit)
 
 
 class _ChainReader:
@@ -305,6 +325,15 @@ class S3BlobStore(BlobStore):
 
     def upload_delete(self, upload_id: str, parts: list) -> None:
         self._bucket.objects.filter(Prefix=f"uploads/{upload_id}/").delete()
+
+    def upload_ids_written_before(self, cutoff: datetime) -> list[str]:
+        # Each chunk is an object ``uploads/<id>/<offset>-<random>``; the newest one dates it.
+        newest: dict[str, datetime] = {}
+        for item in self._bucket.objects.filter(Prefix="uploads/"):
+            upload_id = item.key.split("/", 2)[1]
+            if upload_id not in newest or item.last_modified > newest[upload_id]:
+                newest[upload_id] = item.last_modified
+        return sorted(upload_id for upload_id, modified in newest.items() if modified < cutoff)
 
 
 class _CountingReader:

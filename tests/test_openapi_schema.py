@@ -209,7 +209,7 @@ CALLS = [
     ("alice", "GET", "/api/v1/organization/acme", None, 200, "/api/v1/organization/{orgname}"),
     ("bob", "GET", "/api/v1/organization/acme", None, 200, "/api/v1/organization/{orgname}"),
     ("anonymous", "GET", "/api/v1/organization/acme", None, 200, "/api/v1/organization/{orgname}"),
-    ("alice", "PUT", "/api/v1/organization/acme", {"tag_expiration_s": 60}, 200, "/api/v1/organization/{orgname}"),
+    ("alice", "PUT", "/api/v1/organization/acme", {"tag_expiration_s": 86400}, 200, "/api/v1/organization/{orgname}"),
     ("alice", "GET", "/api/v1/organization/acme/members", None, 200, "/api/v1/organization/{orgname}/members"),
     (
         "alice",

@@ -119,13 +119,16 @@ class OrganizationView(ApiView):
             raise Forbidden()
         data = UpdateOrgInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.organization_update(
-            organization=access.organization,
-            actor=request.user,
-            email=data.validated_data.get("email"),
-            tag_expiration_s=data.validated_data.get("tag_expiration_s"),
-            ip=client_ip(request),
-        )
+        try:
+            services.organization_update(
+                organization=access.organization,
+                actor=request.user,
+                email=data.validated_data.get("email"),
+                tag_expiration_s=data.validated_data.get("tag_expiration_s"),
+                ip=client_ip(request),
+            )
+        except ValidationError as exc:
+            raise invalid(exc) from None
         return Response(org_view(access, request.user))
 
     @extend_schema(parameters=[docs.ORGNAME], responses={204: docs.DELETED})

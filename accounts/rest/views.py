@@ -6,12 +6,14 @@ from django.db import transaction
 from django.middleware.csrf import get_token
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from accounts import scopes, selectors, services
 from accounts.models import User
 from accounts.rest import docs
+from accounts.rest.access import client_ip
 from accounts.rest.robots import query_flag
 from accounts.rest.serializers import InitializeInput, SigninInput, org_avatar, team_avatar, user_avatar, user_view
 from quay_site.rest.auth import CsrfSessionAuthentication
@@ -124,15 +126,43 @@ class UserInitializeView(ApiView):
         return Response(result)
 
 
-class UserView(ApiView):
-    """``GET /api/v1/user/``: the signed-in user."""
+class UserDetailsInput(serializers.Serializer):
+    tag_expiration_s = serializers.IntegerField(
+        required=False, help_text="Time machine window of the user's namespace, one of TAG_EXPIRATION_OPTIONS"
+    )
 
-    required_scopes = {"GET": scopes.USER_READ}
-    nicknames = {"GET": "getLoggedInUser"}
+
+class UserView(ApiView):
+    """``GET|PUT /api/v1/user/``: the signed-in user."""
+
+    required_scopes = {"GET": scopes.USER_READ, "PUT": scopes.USER_ADMIN}
+    nicknames = {"GET": "getLoggedInUser", "PUT": "changeUserDetails"}
 
     @extend_schema(responses={200: docs.LoggedInUserDoc})
     def get(self, request):
         """The signed-in user."""
+        return Response(user_view(request.user))
+
+    @extend_schema(request=UserDetailsInput, responses={200: docs.LoggedInUserDoc})
+    def put(self, request):
+        """Change the time machine window of the caller's namespace (tag_expiration_s)."""
+        # Quay's other user fields (password, e-mail, ...) are not changed through this API here:
+        # refusing them beats answering 200 for a change that was not made.
+        given = set(request.data) if isinstance(request.data, dict) else set()
+        unsupported = sorted(given - set(UserDetailsInput().fields))
+        if unsupported:
+            raise InvalidRequest(f"Unsupported fields: {', '.join(unsupported)}")
+        data = UserDetailsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if request.user.is_robot:
+            raise InvalidRequest("Robot accounts have no namespace of their own")
+        seconds = data.validated_data.get("tag_expiration_s")
+        if seconds is not None:
+            try:
+                services.user_tag_expiration_set(user=request.user, seconds=seconds, ip=client_ip(request))
+            except ValidationError as exc:
+                raise InvalidRequest(" ".join(exc.messages)) from None
+        request.user.refresh_from_db()
         return Response(user_view(request.user))
 
 

@@ -259,6 +259,9 @@ class BlobView(RegistryView):
             raise errors.NameUnknown({"name": name})
         if target.digest is None:
             raise errors.BlobUnknown({"digest": digest})
+        if target.refresh_link is not None:
+            # A client that finds the blob will skip uploading it: keep it linked for its push.
+            services.blob_link_refresh(link_id=target.refresh_link)
         return target
 
     def _headers(self, response, blob):

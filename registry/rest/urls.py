@@ -9,7 +9,7 @@ reason.
 
 from django.urls import path, register_converter
 
-from registry.rest import discovery, logs, repo_permissions, repositories
+from registry.rest import discovery, logs, manifests, repo_permissions, repositories, tags
 
 
 class RepositoryPathConverter:
@@ -58,6 +58,16 @@ urlpatterns = [
         name="api-repository-team-permission",
     ),
     path(f"{REPO}/logs", logs.RepositoryLogsView.as_view(), name="api-repository-logs"),
+    path(f"{REPO}/tag/", tags.TagListView.as_view(), name="api-repository-tags"),
+    path(f"{REPO}/tag/<str:tag>/restore", tags.TagRestoreView.as_view(), name="api-repository-tag-restore"),
+    path(f"{REPO}/tag/<str:tag>/expire", tags.TagExpireView.as_view(), name="api-repository-tag-expire"),
+    path(f"{REPO}/tag/<str:tag>", tags.TagView.as_view(), name="api-repository-tag"),
+    path(
+        f"{REPO}/manifest/<str:manifestref>/labels",
+        manifests.ManifestLabelsView.as_view(),
+        name="api-repository-manifest-labels",
+    ),
+    path(f"{REPO}/manifest/<str:manifestref>", manifests.ManifestView.as_view(), name="api-repository-manifest"),
     path(f"{REPO}/aggregatelogs", logs.RepositoryAggregateLogsView.as_view(), name="api-repository-aggregatelogs"),
     path("user/starred", repositories.StarredRepositoryListView.as_view(), name="api-starred-list"),
     path("user/starred/<apirepopath:repository>", repositories.StarredRepositoryView.as_view(), name="api-starred"),

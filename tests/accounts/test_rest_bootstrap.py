@@ -112,6 +112,18 @@ def test_it_rate_limits_signin(alice):
     assert statuses[-1] == 429
 
 
+def test_a_made_up_forwarded_for_header_does_not_escape_the_signin_limit(alice):
+    client = Client(REMOTE_ADDR=f"192.0.2.{uuid.uuid4().int % 250 + 1}")
+    body = {"username": "alice", "password": "x"}
+    statuses = [
+        client.post(
+            "/api/v1/signin", body, content_type="application/json", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}"
+        ).status_code
+        for n in range(12)
+    ]
+    assert statuses[-1] == 429
+
+
 def test_it_signs_in_over_https_with_the_header_token_and_no_referer(alice):
     # Quay's Ansible collection sends X-CSRF-Token but neither Referer nor Origin.
     client = Client(enforce_csrf_checks=True)

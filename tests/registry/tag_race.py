@@ -5,7 +5,9 @@ database would fail on its shared-cache table locks instead of waiting like the 
 
     python -m tests.registry.tag_race setup          # migrate (SQLite only) and create the data
     python -m tests.registry.tag_race move START N   # at time START, move the tag N times
+    python -m tests.registry.tag_race mixed START N  # moves, restores and deletes, ending on a move
     python -m tests.registry.tag_race rows           # the tag's rows as JSON
+    python -m tests.registry.tag_race logs           # how many entries of each tag log kind
 """
 
 import json
@@ -49,6 +51,42 @@ def main(argv: list[str]) -> int:
             services.tag_set(
                 repository=repo, name="latest", manifest=manifests[(os.getpid() + i) % 2], principal=principal, ip=None
             )
+        return 0
+    if command == "mixed":
+        # Through the services the REST API uses: every operation may lose a race and be refused
+        # (nothing to delete, nothing restorable yet); what succeeded is counted by the log.
+        from registry import errors
+
+        start, count = float(argv[1]), int(argv[2])
+        user = User.objects.get(username="racer")
+        repo = Repository.objects.select_related("namespace").get(namespace__name="racer", name="app")
+        digests = list(Manifest.objects.filter(repository=repo).order_by("digest").values_list("digest", flat=True))
+        principal = Principal(kind="user", user=user)
+        time.sleep(max(0.0, start - time.time()))
+        for i in range(count):
+            digest = digests[(os.getpid() + i) % 2]
+            step = "move" if i == count - 1 else ("move", "restore", "delete")[(os.getpid() + i) % 3]
+            try:
+                if step == "move":
+                    services.tag_create_or_move(
+                        repository=repo, name="latest", manifest_digest=digest, principal=principal, ip=None
+                    )
+                elif step == "restore":
+                    services.tag_restore(
+                        repository=repo, name="latest", manifest_digest=digest, principal=principal, ip=None
+                    )
+                else:
+                    services.tag_delete(repository=repo, name="latest", principal=principal, ip=None)
+            except (errors.ManifestUnknown, services.RequestRefused):
+                pass
+        return 0
+    if command == "logs":
+        from django.db.models import Count
+
+        from registry.models import UsageLog
+
+        counts = UsageLog.objects.filter(metadata__tag="latest").values("kind").annotate(n=Count("pk"))
+        print(json.dumps({row["kind"]: row["n"] for row in counts}))
         return 0
     if command == "rows":
         rows = Tag.objects.filter(name="latest").order_by("lifetime_start", "id")

@@ -1,7 +1,8 @@
 """``manage.py serve``: run every process of one machine in the foreground.
 
-The web process (gunicorn) and a Celery worker; Ctrl-C (or SIGTERM) stops them all, and if one
-exits, the others are stopped too so nothing runs half-way.
+The web process (gunicorn) and a Celery worker that also schedules the periodic tasks (garbage
+collection); Ctrl-C (or SIGTERM) stops them all, and if one exits, the others are stopped too so
+nothing runs half-way.
 """
 
 import os
@@ -51,6 +52,13 @@ class Command(BaseCommand):
                 "--concurrency=1",
                 "--without-gossip",
                 "--without-mingle",
+                # Celery beat inside this worker, not a process of its own: one machine runs one
+                # worker, so there is exactly one scheduler (two would run every periodic task
+                # twice), and nothing more to watch. Its schedule file is
+                # CELERY_BEAT_SCHEDULE_FILENAME under DATA_DIR. Where web machines run
+                # `serve --no-worker` and workers are started on their own, one
+                # `celery -A quay_site beat` serves the whole installation.
+                "--beat",
             ]
         # Each child leads its own process group: a terminal's Ctrl-C then reaches only this
         # process, which stops each child once through its master. Signalled directly as well,
