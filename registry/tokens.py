@@ -325,6 +325,15 @@ def verify_token(token: str, service: str) -> VerifiedToken:
     return verified
 
 
+def access_token_live(verified: VerifiedToken) -> bool:
+    """False when the token was issued to a repository access token since deleted or expired;
+    True for every other kind of caller (their rights are re-checked where writes need it)."""
+    if verified.context.get("kind") != "token":
+        return True
+    row = RepositoryAccessToken.objects.filter(pk=verified.context.get("token_id")).only("expiration").first()
+    return row is not None and (row.expiration is None or row.expiration.timestamp() > time.time())
+
+
 def principal_for_token(verified: VerifiedToken) -> Principal:
     """Rebuild the principal a token was issued to (for writes that need the user row)."""
     kind = verified.context.get("kind", "anonymous")

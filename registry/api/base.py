@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from registry import errors, selectors, services
 from registry.models import Repository
 from registry.permissions import Principal
-from registry.tokens import InvalidToken, VerifiedToken, principal_for_token, verify_token
+from registry.tokens import InvalidToken, VerifiedToken, access_token_live, principal_for_token, verify_token
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
@@ -130,7 +130,11 @@ class RegistryView(APIView):
         without a token at all.
         """
         if self.allows(name, action) or (action == "delete" and self.allows(name, "push")):
-            return
+            # A repository access token (a build's job token among them) revoked after the
+            # bearer token was issued must stop writes at once, not when the JWT expires: a
+            # requeued build's old worker must not push (docs/BUILDS.md, "never pushed twice").
+            if action == "pull" or access_token_live(self.token):
+                return
         if action == "pull" and is_public:
             return
         # A push also reads (HEAD of blobs and manifests): ask for both, as Distribution does, so

@@ -3,6 +3,7 @@ the kinds of credentials (user, robot, app token, none)."""
 
 import json
 import re
+import time
 
 import pytest
 
@@ -188,9 +189,12 @@ def test_it_mounts_blobs_across_repositories_of_the_registry(registry, clients, 
 
     # skopeo mounts only blobs its blob-info cache (one BoltDB file per machine) says the
     # registry has; when another skopeo holds that file's lock, it skips the cache and uploads.
-    # So a copy is tried up to five times, into a fresh repository each time, and one of them
-    # must have mounted every layer and uploaded none.
-    for attempt in range(5):
+    # So a copy is tried up to ten times, a moment apart (builds running beside this test hold
+    # the same file while buildah pulls and pushes), into a fresh repository each time, and one
+    # of them must have mounted every layer and uploaded none.
+    for attempt in range(10):
+        if attempt:
+            time.sleep(1)
         target = f"alice/mount-target-{attempt}"
         clients.skopeo(
             "copy",

@@ -8,8 +8,10 @@ nothing.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts import crypto
 from accounts import services as account_services
@@ -197,3 +199,27 @@ def test_a_user_without_a_role_gets_the_answers_of_an_anonymous_caller(client, a
         answers.append([(r.status_code, r.content, r["WWW-Authenticate"]) for r in (put, get)])
     assert answers[0] == answers[1]
     assert answers[0][0][0] == answers[0][1][0] == 401
+
+
+@pytest.mark.parametrize("revoke", ["delete", "expire"])
+def test_a_revoked_access_token_stops_writes_before_its_bearer_token_expires(client, alice, revoke):
+    """A build's job token is revoked when the build is requeued or ends; a worker holding a
+    bearer token issued before that must not push any more (pulls of a readable repository are
+    not a write and keep their token's lifetime)."""
+    owner = user_principal(alice)
+    repo = services.repository_create(namespace=alice.namespace, name="app", principal=owner)
+    caller, principal = _principal("token-write", repo, alice)
+    headers = caller.push("alice/app")
+    image = make_image("first")
+    caller.push_image("alice/app", "v1", image)
+    row = RepositoryAccessToken.objects.get(pk=principal.access_token_id)
+    if revoke == "delete":
+        row.delete()
+    else:
+        row.expiration = timezone.now() - timedelta(seconds=1)
+        row.save(update_fields=["expiration"])
+    later = make_image("second")
+    assert caller.upload_blob("alice/app", later.blobs[0], headers).status_code == 401
+    response = caller.put_manifest("alice/app", "v2", image.raw, image.media_type, headers)
+    assert response.status_code == 401
+    assert client.get("/v2/alice/app/manifests/v1", **headers).status_code == 200

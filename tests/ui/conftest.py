@@ -97,3 +97,39 @@ def text(response) -> str:
 
 def messages_of(response) -> list[str]:
     return [str(message) for message in response.context["messages"]] if response.context else []
+
+
+# --- a repository with 10,000 tags ----------------------------------------------------------------
+
+BIG_TAGS, BIG_ROWS_PER_TAG = 10_000, 3
+
+
+@pytest.fixture(scope="module")
+def big(django_db_setup, django_db_blocker):
+    """``scaler/big``: 10,000 tags with three lifetimes each, built once per module (bulk inserts
+    outside the tests' transactions, as the REST scale tests do) and removed at the end."""
+    from accounts.models import User
+    from bench.tags_scale import build_tag_history
+    from registry.models import Tag
+    from registry.permissions import Principal
+    from tests.conftest import PASSWORD
+
+    with django_db_blocker.unblock():
+        user = account_services.user_create(username="scaler", password=PASSWORD)
+        repository = services.repository_create(
+            namespace=user.namespace, name="big", principal=Principal(kind="user", user=user)
+        )
+        build_tag_history(repository=repository, tags=BIG_TAGS, rows_per_tag=BIG_ROWS_PER_TAG)
+    yield user.pk
+    with django_db_blocker.unblock():
+        Tag.objects.filter(repository_id=repository.pk).delete()
+        Repository.objects.filter(pk=repository.pk).delete()
+        User.objects.filter(pk=user.pk).delete()
+
+
+@pytest.fixture
+def as_scaler(db, big):
+    """A signed-in client of the owner of ``scaler/big``."""
+    from accounts.models import User
+
+    return signed_in(User.objects.get(pk=big))

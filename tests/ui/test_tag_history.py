@@ -12,15 +12,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import User
-from bench.tags_scale import build_tag_history
 from registry import selectors as registry_selectors
 from registry import services
-from registry.models import Repository, Role, Tag, UsageLog
-from registry.permissions import Principal
-from tests.conftest import PASSWORD
+from registry.models import Role, Tag, UsageLog
 from tests.registry.conftest import grant, make_image, store_image, user_principal
-from tests.ui.conftest import messages_of, text
+from tests.ui.conftest import BIG_ROWS_PER_TAG, messages_of, text
 
 HISTORY = "/repository/alice/hello?tab=history"
 
@@ -261,45 +257,19 @@ def test_outsiders_cannot_see_private_history(as_bob, anonymous, alice, private_
 
 # --- 30,000 history rows ------------------------------------------------------------------------
 
-BIG_TAGS, BIG_ROWS_PER_TAG = 10_000, 3
-
-
-@pytest.fixture(scope="module")
-def big(django_db_setup, django_db_blocker):
-    from accounts import services as account_services
-
-    with django_db_blocker.unblock():
-        user = account_services.user_create(username="historian", password=PASSWORD)
-        repository = services.repository_create(
-            namespace=user.namespace, name="big", principal=Principal(kind="user", user=user)
-        )
-        build_tag_history(repository=repository, tags=BIG_TAGS, rows_per_tag=BIG_ROWS_PER_TAG)
-    yield user.pk
-    with django_db_blocker.unblock():
-        Tag.objects.filter(repository_id=repository.pk).delete()
-        Repository.objects.filter(pk=repository.pk).delete()
-        User.objects.filter(pk=user.pk).delete()
-
-
-@pytest.fixture
-def as_historian(db, big):
-    client = Client()
-    client.force_login(User.objects.get(pk=big))
-    return client
-
-
 # Repository by name, session, user, star, the page of rows, which of them the time machine
-# keeps, the current image of their tags; none per row.
-MAX_QUERIES = 7
+# keeps, the current image of their tags, the build switch (whether the Builds tab shows); none
+# per row.
+MAX_QUERIES = 8
 
 
 @pytest.mark.parametrize(
     ("query", "first"),
     [("", "tag-09999"), ("&page=600", "tag-00049"), ("&tag=tag-04321", "tag-04321")],
 )
-def test_the_history_with_thirty_thousand_rows(as_historian, django_assert_max_num_queries, query, first):
+def test_the_history_with_thirty_thousand_rows(as_scaler, django_assert_max_num_queries, query, first):
     with django_assert_max_num_queries(MAX_QUERIES):
-        response = as_historian.get(f"/repository/historian/big?tab=history{query}")
+        response = as_scaler.get(f"/repository/scaler/big?tab=history{query}")
     assert response.status_code == 200
     entries = rows(response)
     assert entries[0].startswith(first)

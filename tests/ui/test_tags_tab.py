@@ -12,13 +12,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import User
-from bench.tags_scale import build_tag_history
 from registry import selectors as registry_selectors
 from registry import services
 from registry.models import Repository, Role, Tag, UsageLog
-from registry.permissions import Principal
-from tests.conftest import PASSWORD
 from tests.registry.conftest import grant, make_image, store_image, user_principal
 from tests.ui.conftest import make_repository, messages_of, text
 
@@ -474,38 +470,9 @@ def test_an_organization_repository_follows_the_team_roles(as_bob, alice, org, m
 
 # --- 10,000 tags -----------------------------------------------------------------------------------
 
-BIG_TAGS, BIG_ROWS_PER_TAG = 10_000, 3
-
-
-@pytest.fixture(scope="module")
-def big(django_db_setup, django_db_blocker):
-    """``scaler/big``: 10,000 tags with three lifetimes each, built once per module (bulk inserts
-    outside the tests' transactions, as the REST scale tests do) and removed at the end."""
-    from accounts import services as account_services
-
-    with django_db_blocker.unblock():
-        user = account_services.user_create(username="scaler", password=PASSWORD)
-        repository = services.repository_create(
-            namespace=user.namespace, name="big", principal=Principal(kind="user", user=user)
-        )
-        build_tag_history(repository=repository, tags=BIG_TAGS, rows_per_tag=BIG_ROWS_PER_TAG)
-    yield user.pk
-    with django_db_blocker.unblock():
-        Tag.objects.filter(repository_id=repository.pk).delete()
-        Repository.objects.filter(pk=repository.pk).delete()
-        User.objects.filter(pk=user.pk).delete()
-
-
-@pytest.fixture
-def as_scaler(db, big):
-    client = Client()
-    client.force_login(User.objects.get(pk=big))
-    return client
-
-
-# Repository by name, session, user, star, tag count, the page of tags with their manifests (the
-# owner's role needs no query).
-MAX_QUERIES = 6
+# Repository by name, session, user, star, tag count, the page of tags with their manifests, the
+# build switch (whether the Builds tab shows; the owner's role needs no query).
+MAX_QUERIES = 7
 
 
 @pytest.mark.parametrize(
