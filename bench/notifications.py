@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench.util import REPO_ROOT, BenchError, run
+from bench.project import Project
+from bench.util import BenchError
 
 SETUP = """
 import json
@@ -145,55 +143,19 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-class Bench:
+class Bench(Project):
     def __init__(self, options):
+        super().__init__(
+            prefix="bench-notifications-",
+            workdir=options.workdir,
+            settings=options.settings,
+            OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32",
+        )
         self.options = options
-        self.workdir = Path(tempfile.mkdtemp(prefix="bench-notifications-", dir=options.workdir))
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": options.settings,
-            "DATA_DIR": str(self.workdir / "data"),
-            "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
-            "GC_INTERVAL_SECONDS": "0",
-            "FAST_PASSWORD_HASHER": "1",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-        for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-            self.env.pop(name, None)
-        # Not inside the workdir (mode 700): run as root, PostgreSQL's own user must reach it.
-        self.services_dir = Path(tempfile.gettempdir()) / f"{self.workdir.name}-services"
         self.worker: subprocess.Popen | None = None
 
-    # -- set-up ----------------------------------------------------------------------------------
-
-    def start_services(self) -> str:
-        env = {**self.env, "QUAY_SERVICES_DIR": str(self.services_dir)}
-        result = run(["bash", str(REPO_ROOT / ".ci" / "services.sh"), "start"], env=env, cwd=REPO_ROOT)
-        for line in result.stdout.splitlines():
-            if line.startswith("export "):
-                name, _, value = line[len("export ") :].partition("=")
-                self.env[name] = value.strip().strip("'\"")
-        return f"PostgreSQL {self.env['DATABASE_URL'].rsplit('@', 1)[-1]}, Redis {self.env['REDIS_URL']}"
-
-    def stop_services(self) -> None:
-        if self.services_dir.exists():
-            env = {**self.env, "QUAY_SERVICES_DIR": str(self.services_dir)}
-            run(["bash", str(REPO_ROOT / ".ci" / "services.sh"), "stop"], env=env, cwd=REPO_ROOT, check=False)
-
-    def manage(self, *args: str, timeout: float = 900) -> str:
-        return run([sys.executable, "manage.py", *args], env=self.env, cwd=REPO_ROOT, timeout=timeout).stdout
-
-    def shell(self, code: str, marker: str, timeout: float = 900):
-        out = self.manage("shell", "-c", code, timeout=timeout)
-        line = next((line for line in out.splitlines() if line.startswith(marker + " ")), None)
-        if line is None:
-            raise BenchError(f"no {marker} line in:\n{out[-2000:]}")
-        return json.loads(line[len(marker) + 1 :])
-
     def start_worker(self) -> None:
-        log = open(self.workdir / "worker.log", "ab")
-        self.worker = subprocess.Popen(
+        self.worker = self.spawn(
             [
                 sys.executable,
                 "-m",
@@ -207,27 +169,11 @@ class Bench:
                 "--without-mingle",
                 "--beat",
             ],
-            cwd=REPO_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            "worker.log",
         )
 
     def stop_worker(self) -> None:
-        if self.worker is None:
-            return
-        if self.worker.poll() is None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.worker.wait()
+        self.stop(self.worker)
 
     # -- a phase ---------------------------------------------------------------------------------
 

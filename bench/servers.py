@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.util import REPO_ROOT, BenchError, child_env, children_of, cmdline, run, wait_http
+from bench.util import REPO_ROOT, BenchError, child_env, children_of, cmdline, free_port, run, wait_http
 
 NGINX = "/usr/sbin/nginx"
 
@@ -127,6 +127,7 @@ class ProjectServer(_Process):
                 "DATA_DIR": str(data_dir),
                 "HOST": "127.0.0.1",
                 "PORT": str(port),
+                "WS_PORT": str(free_port()),
                 "DJANGO_SUPERUSER_USERNAME": username,
                 "DJANGO_SUPERUSER_PASSWORD": password,
                 **(extra_env or {}),

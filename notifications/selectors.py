@@ -44,14 +44,16 @@ def notification_by_uuid(*, repository: Repository, notification_uuid) -> Reposi
 # Deliveries
 
 
-def deliveries_of(*, notification: RepositoryNotification, page: int, limit: int) -> tuple[list[Delivery], bool]:
-    """One page of a rule's delivery log, newest first, and whether more follow."""
-    rows = list(
-        Delivery.objects.filter(notification=notification)
-        .select_related("event")
-        .order_by("-created", "-id")[page * limit : (page + 1) * limit + 1]
-    )
-    return rows[:limit], len(rows) > limit
+def deliveries_of(
+    *, notification: RepositoryNotification, page: int, limit: int, with_attempts: bool = False
+) -> tuple[list[Delivery], bool]:
+    """One page of a rule's delivery log, newest first, and whether more follow; with
+    ``with_attempts``, each delivery's attempts come along in one more query (the UI's log)."""
+    rows = Delivery.objects.filter(notification=notification).select_related("event").order_by("-created", "-id")
+    if with_attempts:
+        rows = rows.prefetch_related("attempt_log")
+    found = list(rows[page * limit : (page + 1) * limit + 1])
+    return found[:limit], len(found) > limit
 
 
 def delivery_by_uuid(*, notification: RepositoryNotification, delivery_uuid) -> Delivery | None:

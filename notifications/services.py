@@ -39,7 +39,7 @@ from notifications.models import (
     RepositoryNotification,
     UserNotification,
 )
-from registry.models import Repository
+from registry.models import Repository, UsageLog
 from registry.permissions import Principal
 from registry.usage import log_action
 
@@ -52,7 +52,14 @@ AUTHORIZATION_RESEND_INTERVAL = timedelta(minutes=1)
 
 
 class NotificationError(ValueError):
-    """A request the notification rules cannot take; the message is shown to the caller."""
+    """A request the notification rules cannot take; the message is shown to the caller.
+
+    ``part`` names what was wrong (``event``, ``method``, ``config``, ``event_config``, ``title``)
+    so a form can show the message next to the input it is about."""
+
+    def __init__(self, message: str, *, part: str = ""):
+        super().__init__(message)
+        self.part = part
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,21 +175,24 @@ def notification_create(
 ) -> tuple[RepositoryNotification, dict]:
     """Add a rule; returns it and its config as shown once at creation (secrets included)."""
     if event not in events.EVENTS:
-        raise NotificationError(f"Unknown event {event!r}; one of {', '.join(events.EVENTS)}")
+        raise NotificationError(f"Unknown event {event!r}; one of {', '.join(events.EVENTS)}", part="event")
     if method not in METHODS:
-        raise NotificationError(f"Unknown method {method!r}; one of {', '.join(METHODS)}")
+        raise NotificationError(f"Unknown method {method!r}; one of {', '.join(METHODS)}", part="method")
     if not isinstance(config, dict):
-        raise NotificationError("config must be an object")
+        raise NotificationError("config must be an object", part="config")
     if event_config is not None and not isinstance(event_config, dict):
-        raise NotificationError("eventConfig must be an object")
+        raise NotificationError("eventConfig must be an object", part="event_config")
     title = (title or "").strip()
     if len(title) > TITLE_MAX:
-        raise NotificationError(f"title is longer than {TITLE_MAX} characters")
+        raise NotificationError(f"title is longer than {TITLE_MAX} characters", part="title")
     try:
         cleaned_event_config = events.get_event(event).clean_config(event_config or {})
+    except events.EventConfigError as exc:
+        raise NotificationError(str(exc), part="event_config") from None
+    try:
         cleaned = get_method(method).clean(repository=repository, config=config)
-    except (ConfigError, events.EventConfigError) as exc:
-        raise NotificationError(str(exc)) from None
+    except ConfigError as exc:
+        raise NotificationError(str(exc), part="config") from None
     public, encrypted = _split_secrets(method, cleaned)
     with transaction.atomic():
         notification = RepositoryNotification.objects.create(
@@ -194,14 +204,14 @@ def notification_create(
             secrets_encrypted=encrypted,
             event_config=cleaned_event_config,
         )
-        _log(notification, "add_repo_notification", principal, ip)
+        _log(notification, UsageLog.Kind.ADD_REPO_NOTIFICATION, principal, ip)
     return notification, cleaned
 
 
 def notification_delete(*, notification: RepositoryNotification, principal: Principal, ip: str | None) -> None:
     """Remove a rule with its pending deliveries and its log."""
     with transaction.atomic():
-        _log(notification, "delete_repo_notification", principal, ip)
+        _log(notification, UsageLog.Kind.DELETE_REPO_NOTIFICATION, principal, ip)
         notification.delete()
 
 
@@ -214,7 +224,7 @@ def notification_reset(*, notification: RepositoryNotification, principal: Princ
             number_of_failures=0, retry_after=None, enabled=True, disabled_reason="", disabled_at=None
         )
         Delivery.objects.filter(notification=notification, state=Delivery.State.PENDING).update(next_attempt_at=now)
-        _log(notification, "reset_repo_notification", principal, ip)
+        _log(notification, UsageLog.Kind.RESET_REPO_NOTIFICATION, principal, ip)
         transaction.on_commit(_queue_drain)
     notification.refresh_from_db()
 
@@ -236,7 +246,7 @@ def notification_test(*, notification: RepositoryNotification) -> Delivery:
     return delivery
 
 
-def _log(notification: RepositoryNotification, kind: str, principal: Principal, ip: str | None) -> None:
+def _log(notification: RepositoryNotification, kind: UsageLog.Kind, principal: Principal, ip: str | None) -> None:
     repository = notification.repository
     log_action(
         kind,

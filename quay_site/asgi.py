@@ -1,6 +1,7 @@
 """ASGI entry point for the websocket process (Daphne with Channels).
 
-Plain HTTP is served by gunicorn (see README: Architecture); this process hosts websockets.
+Plain HTTP is served by gunicorn (see README: Architecture); this process hosts websockets:
+build workers (``/ws/builder/``) and live build logs (``/ws/build/<uuid>/``).
 """
 
 import os
@@ -13,9 +14,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from builds.routing import websocket_urlpatterns  # noqa: E402
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter([]),
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

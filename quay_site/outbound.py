@@ -33,6 +33,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 import urllib3
@@ -284,8 +285,13 @@ def request(
     timeout: float | None = None,
     max_response_bytes: int | None = None,
     client_cert: tuple[str, str] | None = None,
+    sink: BinaryIO | None = None,
 ) -> OutboundResponse:
-    """Send one request through the guard (see the module's docstring) and read the answer."""
+    """Send one request through the guard (see the module's docstring) and read the answer.
+
+    With ``sink``, the body is written there as it arrives instead of being kept in memory
+    (large downloads: a build from a URL); the response's ``body`` is then empty. The cap still
+    applies: past it, ``truncated`` is set and what the sink holds is incomplete."""
     target = check_url(url)
     timeout = float(timeout if timeout is not None else settings.OUTBOUND_TIMEOUT_SECONDS)
     cap = int(max_response_bytes if max_response_bytes is not None else settings.OUTBOUND_MAX_RESPONSE_BYTES)
@@ -319,8 +325,11 @@ def request(
                 chunk = response.read(min(65536, cap + 1 - size), decode_content=False)
                 if not chunk:
                     break
-                chunks.append(chunk)
                 size += len(chunk)
+                if sink is None:
+                    chunks.append(chunk)
+                elif size <= cap:
+                    sink.write(chunk)
                 if size > cap:
                     truncated = True
                     break

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "accounts",
     "registry",
     "notifications",
+    "builds",
+    "triggers",
     # The web UI: server-rendered pages, htmx (served from django-htmx's static files).
     "django_htmx",
     "ui",
@@ -345,3 +347,48 @@ LOGGING = {
     # errors are still logged; client errors are in the access log when it is on.
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# Dockerfile builds (builds/, docs/BUILDS.md). FEATURE_BUILD_SUPPORT and BUILDER_REGISTRATION_SECRET,
+# when set, win over what a superuser saved in Django admin (builds.BuildSettings).
+FEATURE_BUILD_SUPPORT = env.bool("FEATURE_BUILD_SUPPORT", default=None)
+BUILDER_REGISTRATION_SECRET = env.str("BUILDER_REGISTRATION_SECRET", default="")
+# The websocket process (Daphne): build workers and live build logs. WS_PUBLIC_URL is what
+# browsers and workers are told (default: ws://<the request's host>:<WS_PORT>).
+WS_PORT = env.int("WS_PORT", default=8787)
+WS_PUBLIC_URL = env.str("WS_PUBLIC_URL", default="")
+# Workers heartbeat this often; a build whose worker is silent for the timeout is requeued, at
+# most MAX_ATTEMPTS assignments in all, then ends internalerror.
+BUILD_HEARTBEAT_SECONDS = env.float("BUILD_HEARTBEAT_SECONDS", default=5.0)
+BUILD_HEARTBEAT_TIMEOUT_SECONDS = env.float("BUILD_HEARTBEAT_TIMEOUT_SECONDS", default=60.0)
+BUILD_MAX_ATTEMPTS = env.int("BUILD_MAX_ATTEMPTS", default=3)
+BUILD_JOB_TOKEN_SECONDS = env.int("BUILD_JOB_TOKEN_SECONDS", default=2 * 3600)
+BUILD_SWEEP_SECONDS = env.float("BUILD_SWEEP_SECONDS", default=15.0)
+# Build sources: uploads and URL downloads are capped; archives are also capped when unpacked
+# (entries and bytes), by the worker.
+BUILD_PACKAGE_MAX_BYTES = env.int("BUILD_PACKAGE_MAX_BYTES", default=512 * 1024 * 1024)
+BUILD_PACKAGE_DIR = Path(env.str("BUILD_PACKAGE_DIR", default=str(DATA_DIR / "build-packages")))
+# Channels: with Redis every websocket process shares one layer; without it each Daphne process
+# has an in-memory layer and builds.wakeup carries wake-ups between processes itself.
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+if BUILD_SWEEP_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["builds-sweep"] = {
+        "task": "builds.sweep",
+        "schedule": BUILD_SWEEP_SECONDS,
+        "options": {"expires": BUILD_SWEEP_SECONDS},
+    }
+CELERY_BEAT_SCHEDULE["builds-prune-packages"] = {
+    "task": "builds.prune_packages",
+    "schedule": 24 * 3600.0,
+    "options": {"expires": 3600},
+}
+
+# Build triggers (triggers/): a trigger is disabled after this many successive failed builds, or
+# successive internal errors (Quay's defaults; 0 turns the rule off).
+TRIGGER_DISABLE_AFTER_FAILURES = env.int("TRIGGER_DISABLE_AFTER_FAILURES", default=100)
+TRIGGER_DISABLE_AFTER_INTERNAL_ERRORS = env.int("TRIGGER_DISABLE_AFTER_INTERNAL_ERRORS", default=5)

@@ -14,15 +14,21 @@ urlpatterns = [
     path("api/v1/", include("accounts.rest.urls")),
     # Before registry.rest.urls, whose last route would take the .../notification/... paths.
     path("api/v1/", include("notifications.rest.urls")),
+    path("api/v1/", include("triggers.rest.urls")),
+    path("api/v1/", include("builds.rest.urls")),
     path("api/v1/", include("registry.rest.urls")),
     path("csrf_token", CsrfTokenView.as_view(), name="csrf-token"),
     path("oauth/", include("accounts.rest.oauth_urls")),
     path("admin/", admin.site.urls),
+    # Build trigger webhooks (Quay's path: /webhooks/push/trigger/<uuid>).
+    path("", include("triggers.urls")),
     # No separate static file server in the embedded default: files collected by `collectstatic`
     # (admin's CSS and JS) are served here, as FileResponses that gunicorn sends with sendfile.
     re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT}),
     # The page of the e-mail confirmation link (/authrepoemail, Quay's path).
     path("", include("notifications.urls")),
+    # Build package upload (filedrop) and the workers' package download.
+    path("", include("builds.urls")),
     # The web UI last: its pages live at the root ("/" is the repository list).
     path("", include("ui.urls")),
 ]

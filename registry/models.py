@@ -309,6 +309,17 @@ class UsageLog(models.Model):
         USER_ENABLE = "user_enable"
         USER_CHANGE_EMAIL = "user_change_email"
         USER_CHANGE_PASSWORD = "user_change_password"
+        # Repository notifications (notifications.services), Quay's names.
+        ADD_REPO_NOTIFICATION = "add_repo_notification"
+        DELETE_REPO_NOTIFICATION = "delete_repo_notification"
+        RESET_REPO_NOTIFICATION = "reset_repo_notification"
+        # Dockerfile builds (builds.services).
+        BUILD_DOCKERFILE = "build_dockerfile"
+        CANCEL_BUILD = "cancel_build"
+        # Build triggers (triggers.services).
+        SETUP_REPO_TRIGGER = "setup_repo_trigger"
+        TOGGLE_REPO_TRIGGER = "toggle_repo_trigger"
+        DELETE_REPO_TRIGGER = "delete_repo_trigger"
 
     kind = models.CharField(max_length=64, choices=Kind.choices)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -82,3 +82,25 @@ def test_smoke_run_measures_every_metric_and_stops_its_servers(tmp_path):
 
     # The same table goes to stdout.
     assert "manifest GET by tag" in result.stdout and "token endpoint, robot + token" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "expected"),
+    [
+        ("bench.notifications", ["--events", "10", "--rate", "0"], "duplicates: 0, bad signatures: 0"),
+        ("bench.builds", ["--latency-runs", "2", "--builds", "2"], "request -> building: 2 runs"),
+    ],
+)
+def test_smoke_runs_of_the_issue_benchmarks(tmp_path, module, args, expected):
+    """The notification and build benchmarks (issues #7 and #8) still run end to end, tiny."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args, "--workdir", str(tmp_path), "--json", str(tmp_path / "out.json")],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert expected in result.stdout, result.stdout
+    assert (tmp_path / "out.json").exists()
+    assert not _processes_mentioning(str(tmp_path)), "a benchmark left a process behind"

@@ -6,7 +6,7 @@ Repository names contain ``/``; ``uirepo`` matches only the repository-name gram
 
 from django.urls import path, register_converter
 
-from ui.views import auth, organizations, repositories, repository, robots, tags, user
+from ui.views import auth, builds, notifications, organizations, repositories, repository, robots, tags, user
 
 
 class RepositoryNameConverter:
@@ -27,6 +27,7 @@ app_name = "ui"
 
 REPO = "repository/<uirepo:repository>"
 ORG = "organization/<str:org>"
+NOTE = f"{REPO}/-/notifications/<uuid:notification_uuid>"
 
 
 def robot_routes(prefix: str, kind: str) -> list:
@@ -51,8 +52,14 @@ urlpatterns = [
     # The + menu.
     path("new/repository", repositories.RepositoryCreateView.as_view(), name="repository-new"),
     path("new/organization", organizations.OrganizationCreateView.as_view(), name="organization-new"),
+    # A build's page at Quay's address (build notifications link to it): before the repository
+    # route, whose name pattern would otherwise take ``build/<uuid>`` as part of the name.
+    path(f"{REPO}/build/<uuid:build_uuid>", builds.BuildView.as_view(), name="repository-build"),
     # A repository: the page with its tabs (?tab=), then its changes under /-/.
     path(REPO, repository.RepositoryView.as_view(), name="repository"),
+    # The Builds tab (importing ``builds`` registers it), New Dockerfile Build and Cancel.
+    path(f"{REPO}/-/builds/new", builds.BuildCreateView.as_view(), name="repository-build-new"),
+    path(f"{REPO}/-/builds/<uuid:build_uuid>/cancel", builds.BuildCancelView.as_view(), name="repository-build-cancel"),
     path(f"{REPO}/-/star", repositories.RepositoryStarView.as_view(), name="repository-star"),
     path(f"{REPO}/-/description", repository.DescriptionChangeView.as_view(), name="repository-description"),
     path(f"{REPO}/-/visibility", repository.VisibilityChangeView.as_view(), name="repository-visibility"),
@@ -68,6 +75,26 @@ urlpatterns = [
     path(f"{REPO}/-/tags/delete", tags.TagDeleteView.as_view(), name="repository-tags-delete"),
     path(f"{REPO}/-/tags/restore", tags.TagRestoreView.as_view(), name="repository-tag-restore"),
     path(f"{REPO}/-/tags/purge", tags.TagPurgeView.as_view(), name="repository-tag-purge"),
+    # Notifications of a repository (admins): the form, a rule's delivery log and its actions.
+    path(
+        f"{REPO}/-/notifications/new",
+        notifications.NotificationCreateView.as_view(),
+        name="repository-notification-new",
+    ),
+    path(
+        f"{REPO}/-/notifications/email-state",
+        notifications.NotificationEmailStateView.as_view(),
+        name="repository-notification-email-state",
+    ),
+    path(f"{NOTE}", notifications.NotificationLogView.as_view(), name="repository-notification"),
+    path(f"{NOTE}/delete", notifications.NotificationDeleteView.as_view(), name="repository-notification-delete"),
+    path(f"{NOTE}/reset", notifications.NotificationResetView.as_view(), name="repository-notification-reset"),
+    path(f"{NOTE}/test", notifications.NotificationTestView.as_view(), name="repository-notification-test"),
+    path(
+        f"{NOTE}/deliveries/<uuid:delivery_uuid>/redeliver",
+        notifications.DeliveryRedeliverView.as_view(),
+        name="repository-notification-redeliver",
+    ),
     # The signed-in user.
     path("user/settings", user.UserSettingsView.as_view(), name="user-settings"),
     path("user/settings/password", user.PasswordChangeView.as_view(), name="user-password"),
@@ -75,6 +102,13 @@ urlpatterns = [
     path("user/tokens", user.AppTokenCreateView.as_view(), name="user-token-create"),
     path("user/tokens/<uuid:token_uuid>/revoke", user.AppTokenRevokeView.as_view(), name="user-token-revoke"),
     *robot_routes("user/", "user"),
+    path("user/notifications", notifications.UserNotificationListView.as_view(), name="user-notifications"),
+    path("user/notifications/bell", notifications.UserNotificationBellView.as_view(), name="user-notifications-bell"),
+    path(
+        "user/notifications/<uuid:notice_uuid>/dismiss",
+        notifications.UserNotificationDismissView.as_view(),
+        name="user-notification-dismiss",
+    ),
     # Organizations.
     path("organizations", organizations.OrganizationListView.as_view(), name="organization-list"),
     path(ORG, organizations.OrganizationView.as_view(), name="organization"),

@@ -150,6 +150,8 @@ class LiveRegistry:
     log_path: Path
     process: subprocess.Popen | None = None
     seed: dict = field(default_factory=dict)
+    # The registry alone: no Celery worker (its tests need none) and no local build worker.
+    serve_args = ("--no-worker", "--no-builder")
 
     @property
     def url(self) -> str:
@@ -187,7 +189,7 @@ class LiveRegistry:
         with open(self.log_path, "ab") as log:
             # A session of its own: teardown can end gunicorn's workers too, even if serve dies.
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "serve", "--no-worker"],
+                [sys.executable, "manage.py", "serve", *self.serve_args],
                 cwd=BASE_DIR,
                 env=self.env,
                 stdout=log,
@@ -248,6 +250,7 @@ def live_server(tmp_path_factory, name: str, server_class, **extra_env):
         "DATA_DIR": str(data_dir),
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "WS_PORT": str(_free_port()),  # serve's websocket process (Daphne); 8787 may be taken
         "FAST_PASSWORD_HASHER": "1",
         "WEB_WORKERS": "2",
         "PYTHONUNBUFFERED": "1",

@@ -101,6 +101,7 @@ def test_the_embedded_default_runs_periodic_passes(tmp_path):
         DATA_DIR=str(tmp_path),
         HOME=str(tmp_path),
         PORT=str(free_port()),
+        WS_PORT=str(free_port()),
         WEB_WORKERS="1",
         GC_INTERVAL_SECONDS="1",
     )

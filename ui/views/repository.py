@@ -45,8 +45,13 @@ class RepositoryTab:
     need: str = Role.READ
     kinds: tuple[str, ...] = (Repository.Kind.IMAGE, Repository.Kind.APPLICATION)
 
+    def unavailable(self) -> str | None:
+        """Why the tab's feature is switched off (None: it is on). Such a tab is not shown, and
+        its ``?tab=`` is an unknown tab. Features that can be off override this."""
+        return None
+
     def shown_to(self, access: RepositoryAccess) -> bool:
-        return access.can(self.need) and access.repository.kind in self.kinds
+        return access.can(self.need) and access.repository.kind in self.kinds and self.unavailable() is None
 
 
 def registry_host(request) -> str:
@@ -130,6 +135,9 @@ def settings_context(request, access: RepositoryAccess, **bound) -> dict:
                 "role_choices": forms.ROLE_CHOICES,
             }
         )
+        from ui.views.notifications import settings_notifications  # it imports this module
+
+        context["notification_rows"] = settings_notifications(repository)
     return context
 
 
@@ -153,7 +161,7 @@ def register_tab(tab: RepositoryTab, *, after: str | None = None) -> None:
 
 def tab_by_slug(slug: str | None) -> RepositoryTab:
     for tab in TABS:
-        if tab.slug == slug:
+        if tab.slug == slug and tab.unavailable() is None:
             return tab
     return tab_by_slug(DEFAULT_TAB)
 

@@ -1,11 +1,13 @@
 """``manage.py serve``: run every process of one machine in the foreground.
 
-The web process (gunicorn) and a Celery worker that also schedules the periodic tasks (garbage
-collection); Ctrl-C (or SIGTERM) stops them all, and if one exits, the others are stopped too so
-nothing runs half-way.
+The web process (gunicorn), the websocket process (Daphne: build workers and live build logs,
+on WS_PORT), a Celery worker that also schedules the periodic tasks (garbage collection, build
+sweeps), and on the embedded default with builds switched on, one local build worker; Ctrl-C (or
+SIGTERM) stops them all, and if one exits, the others are stopped too so nothing runs half-way.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +16,11 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from accounts import crypto
 from accounts.models import User
 from accounts.services import user_create
+from builds import selectors as build_selectors
+from builds import services as build_services
 from registry.tokens import signing_key
 
 
@@ -24,12 +29,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-worker", action="store_true", help="Do not start the Celery worker.")
+        parser.add_argument(
+            "--no-builder", action="store_true", help="Do not start the local build worker (see README: Builds)."
+        )
 
     def handle(self, *args, **options):
         self._ensure_superuser()
         # Create the token signing key before the workers fork, so they all read one key.
         signing_key()
         python = sys.executable
+        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
         commands = {
             "web": [
                 python,
@@ -39,7 +48,13 @@ class Command(BaseCommand):
                 "-c",
                 str(settings.BASE_DIR / "quay_site" / "gunicorn_conf.py"),
             ],
+            "ws": [python, "-m", "daphne", "-b", host, "-p", str(settings.WS_PORT), "quay_site.asgi:application"],
         }
+        environments = {}
+        builder_env = None if options["no_builder"] else self._local_builder_env(host)
+        if builder_env is not None:
+            commands["builder"] = [python, "-m", "builder"]
+            environments["builder"] = builder_env
         if not options["no_worker"]:
             commands["worker"] = [
                 python,
@@ -65,11 +80,12 @@ class Command(BaseCommand):
         # gunicorn workers got SIGINT and their master's SIGQUIT at once and could deadlock in
         # the nested signal handler, staying alive (and listening) after the master was gone.
         children = {
-            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True, env=environments.get(name))
             for name, cmd in commands.items()
         }
-        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-        self.stdout.write(f"Serving http://{host}:{port} ({', '.join(children)}); Ctrl-C stops.")
+        self.stdout.write(
+            f"Serving http://{host}:{port} and ws://{host}:{settings.WS_PORT} ({', '.join(children)}); Ctrl-C stops."
+        )
         stopping = False
 
         def stop(signum, frame):
@@ -103,6 +119,36 @@ class Command(BaseCommand):
             child.wait()
         sys.exit(exit_code)
 
+    def _local_builder_env(self, host: str) -> dict | None:
+        """The environment of the local build worker, or None when there should be none.
+
+        Only on the embedded default (SQLite: one machine, a newcomer's `make run`), with builds
+        switched on and something to build with; elsewhere workers are started on their own
+        machines (README: Builds). The worker needs the registration secret: when none is set,
+        one is made here and stored (encrypted) in the build settings.
+        """
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+            return None
+        effective = build_selectors.build_settings()
+        if not effective.enabled:
+            return None
+        if not shutil.which("buildah") and not _docker_engine_answers():
+            self.stdout.write("Builds are on but neither buildah nor a Docker engine is here: no local build worker.")
+            return None
+        secret = effective.registration_secret
+        if not secret:
+            secret = crypto.random_token(48)
+            build_services.build_settings_update(registration_secret=secret)
+        # Workers reach the websocket on the host it listens on (a wildcard address: loopback).
+        ws_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        return {
+            **os.environ,
+            "SERVER": f"ws://{ws_host}:{settings.WS_PORT}",
+            "BUILDER_REGISTRATION_SECRET": secret,
+            "BUILDER_CAPACITY": os.environ.get("BUILDER_CAPACITY", "1"),
+            "BUILDER_WORK_DIR": os.environ.get("BUILDER_WORK_DIR", str(settings.DATA_DIR / "builder")),
+        }
+
     def _ensure_superuser(self):
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
@@ -120,3 +166,12 @@ class Command(BaseCommand):
         elif not user.is_superuser:
             user.is_superuser = user.is_staff = True
             user.save(update_fields=["is_superuser", "is_staff"])
+
+
+def _docker_engine_answers() -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

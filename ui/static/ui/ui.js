@@ -81,6 +81,35 @@
     }
   }, true);
 
+  // Parts of a form that apply to some choices of a <select> only (the Create Notification
+  // form's event filters and method fields): <div data-show-when="select-id"
+  // data-show-values="a b"> is hidden unless the select's value is one of the values. Without
+  // script every part shows, and the server reads only those of the chosen values.
+  function showChosenParts(select) {
+    document.querySelectorAll('[data-show-when="' + select.id + '"]').forEach(function (part) {
+      var values = part.getAttribute("data-show-values").split(/\s+/);
+      part.hidden = values.indexOf(select.value) === -1;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[id]")) showChosenParts(event.target);
+  });
+  function showAllChosenParts() {
+    var ids = {};
+    document.querySelectorAll("[data-show-when]").forEach(function (part) {
+      ids[part.getAttribute("data-show-when")] = true;
+    });
+    Object.keys(ids).forEach(function (id) {
+      var select = document.getElementById(id);
+      if (select) showChosenParts(select);
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", showAllChosenParts);
+  } else {
+    showAllChosenParts();
+  }
+
   // Header menus (<details>): Escape or a click elsewhere closes them.
   function closeMenus(except) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
