@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import shutil
 import statistics
 import sys
 import tarfile
 import time
 from datetime import datetime
-from pathlib import Path
 
 import requests
 
-from bench.project import Project
+from bench.project import Project, add_run_options, run_and_report
 from bench.util import BenchError, free_port, http_status
 
 SECRET = "bench-registration-secret-0123456789"
@@ -231,20 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-runs", type=int, default=10, help="sequential builds timed (default %(default)s)")
     parser.add_argument("--builds", type=int, default=20, help="builds submitted at once (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for one build")
-    parser.add_argument("--settings", default="quay_site.settings", help="Django settings module (%(default)s)")
-    parser.add_argument("--json", default="", help="also write the figures to this file")
-    parser.add_argument("--workdir", default=None, help="where the run's directory is made (default: $TMPDIR)")
-    parser.add_argument("--keep", action="store_true", help="keep the run's directory (data, logs)")
+    add_run_options(parser)
     options = parser.parse_args(argv)
-    try:
-        result = Bench(options).run()
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report(result))
-    if options.json:
-        Path(options.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return run_and_report(Bench(options).run, report, options)[0]
 
 
 if __name__ == "__main__":

@@ -85,3 +85,25 @@ class Project:
         except ProcessLookupError:
             pass
         process.wait()
+
+
+def add_run_options(parser, *, settings: bool = True) -> None:
+    """The options every end-to-end benchmark takes: settings variant, JSON output, workdir."""
+    if settings:
+        parser.add_argument("--settings", default="quay_site.settings", help="Django settings module (%(default)s)")
+    parser.add_argument("--json", default="", help="also write the figures to this file")
+    parser.add_argument("--workdir", default=None, help="where the run's directory is made (default: $TMPDIR)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory (data, logs)")
+
+
+def run_and_report(run, report, options) -> tuple[int, dict | None]:
+    """Call ``run()``, print ``report(result)`` and write ``--json``; (exit status, result)."""
+    try:
+        result = run()
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1, None
+    print(report(result))
+    if options.json:
+        Path(options.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0, result

@@ -131,7 +131,7 @@ def worker_disconnected(*, worker_id: int) -> list[Build]:
 def worker_refresh(*, worker_id: int) -> BuildWorker | None:
     """Recompute a connected worker's displayed state from the builds it holds."""
     with transaction.atomic():
-        worker = BuildWorker.objects.select_for_update().filter(pk=worker_id).first()
+        worker = BuildWorker.objects.select_for_update(no_key=True).filter(pk=worker_id).first()
         if worker is None:
             return None
         _set_worker_state(worker)
@@ -439,7 +439,7 @@ def result_report(
         reason = _refusal(build, worker_id, attempt)
         if reason:
             if build is not None and build.worker_id == worker_id:
-                worker = BuildWorker.objects.select_for_update().filter(pk=worker_id).first()
+                worker = BuildWorker.objects.select_for_update(no_key=True).filter(pk=worker_id).first()
                 if worker is not None:
                     _set_worker_state(worker)
                     _after_commit_dispatch()
@@ -473,7 +473,7 @@ def result_report(
             build_event_emit(build=build, event="build_failure", error_message=build.error_message)
         if token_id:
             RepositoryAccessToken.objects.filter(pk=token_id).delete()
-        worker = BuildWorker.objects.select_for_update().filter(pk=worker_id).first()
+        worker = BuildWorker.objects.select_for_update(no_key=True).filter(pk=worker_id).first()
         if worker is not None:
             _set_worker_state(worker)
         _after_commit_finished(build)
@@ -569,7 +569,7 @@ def _requeue(build: Build, *, now: datetime, reason: str) -> bool:
     if token_id:
         RepositoryAccessToken.objects.filter(pk=token_id).delete()
     if old_worker_id:
-        worker = BuildWorker.objects.select_for_update().filter(pk=old_worker_id).first()
+        worker = BuildWorker.objects.select_for_update(no_key=True).filter(pk=old_worker_id).first()
         if worker is not None:
             _set_worker_state(worker)
             # If it is still connected, its consumer tells it to stop.

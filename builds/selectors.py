@@ -129,13 +129,18 @@ def build_logs(*, build: Build, start: int = 0) -> tuple[list[dict], int]:
     ``{message, type?, data?}``; the log is read from the database while the build runs and
     from its archive once it was archived."""
     start = max(0, int(start))
-    if build.logs_archived:
-        entries = packages.read_archived_logs(build)
-        return entries[start:], len(entries)
-    rows = build.log_entries.order_by("seq")
-    total = rows.count()
-    if start >= total:
-        return [], total
-    # By position, not by seq value, and no further than ``total``: entries that arrive between
-    # the two queries are left for the next call, whose ``start`` is this call's ``total``.
-    return [packages.log_entry_view(entry) for entry in rows[start:total]], total
+    if not build.logs_archived:
+        rows = build.log_entries.order_by("seq")
+        total = rows.count()
+        # By position, not by seq value, and no further than ``total``: entries that arrive
+        # between the two queries are left for the next call, whose ``start`` is this total.
+        entries = [packages.log_entry_view(entry) for entry in rows[start:total]] if start < total else []
+        if len(entries) == max(total - start, 0) and (total or not _archived_since(build)):
+            return entries, total
+        # The build ended and its rows moved to storage between our reads: read the archive.
+    entries = packages.read_archived_logs(build)
+    return entries[start:], len(entries)
+
+
+def _archived_since(build: Build) -> bool:
+    return Build.objects.filter(pk=build.pk, logs_archived=True).exists()

@@ -313,7 +313,7 @@ def _build_store(
 ) -> Build:
     # The namespace row is the lock that makes "count, then insert" one step per namespace on
     # PostgreSQL (SQLite has a single writer anyway).
-    Namespace.objects.select_for_update().filter(pk=repository.namespace_id).first()
+    Namespace.objects.select_for_update(no_key=True).filter(pk=repository.namespace_id).first()
     if selectors.queued_count(namespace_id=repository.namespace_id) >= limit:
         raise BuildQueueFull()
     if package is not None:
@@ -412,7 +412,7 @@ def build_cancel(*, build: Build, principal: Principal, ip: str | None = None) -
     """Cancel a build that has not started pushing: it becomes ``cancelled`` at once, its job
     token stops working, and its worker (if it has one) is told to stop."""
     with transaction.atomic():
-        locked = Build.objects.select_for_update().select_related("repository__namespace").get(pk=build.pk)
+        locked = Build.objects.select_for_update(no_key=True).select_related("repository__namespace").get(pk=build.pk)
         if locked.phase not in CANCELLABLE_PHASES:
             raise BuildNotCancellable()
         token_id = locked.access_token_id

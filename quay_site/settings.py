@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "notifications",
     "builds",
     "triggers",
+    # Security scanning built in (scanning/): layers indexed after a push, OSV advisories.
+    "scanning",
+    "squash",
     # The web UI: server-rendered pages, htmx (served from django-htmx's static files).
     "django_htmx",
     "ui",
@@ -131,8 +134,18 @@ if env.bool("FAST_PASSWORD_HASHER", default=False):
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Prefixes every key this installation writes to Redis (cache, Celery queues, channel groups), so
+# that several installations (or test servers) can share one Redis without seeing each other's
+# tasks and wake-ups.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -253,6 +266,8 @@ if CELERY_BROKER_URL == "filesystem://":
         # 0.1 s took the paced event-to-delivery p50 from 304 to 39 ms for little idle CPU.
         "polling_interval": 0.1,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")) and REDIS_KEY_PREFIX:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -371,7 +386,15 @@ BUILD_PACKAGE_DIR = Path(env.str("BUILD_PACKAGE_DIR", default=str(DATA_DIR / "bu
 # has an in-memory layer and builds.wakeup carries wake-ups between processes itself.
 CHANNEL_LAYERS = {
     "default": (
-        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # redis-py 8 reads with a 5 s socket timeout by default, which aborts the layer's
+            # blocking pop (it waits up to 5 s) and tears every consumer down (channels_redis#422).
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "prefix": f"{REDIS_KEY_PREFIX}asgi",
+            },
+        }
         if REDIS_URL
         else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     )
@@ -392,3 +415,28 @@ CELERY_BEAT_SCHEDULE["builds-prune-packages"] = {
 # successive internal errors (Quay's defaults; 0 turns the rule off).
 TRIGGER_DISABLE_AFTER_FAILURES = env.int("TRIGGER_DISABLE_AFTER_FAILURES", default=100)
 TRIGGER_DISABLE_AFTER_INTERNAL_ERRORS = env.int("TRIGGER_DISABLE_AFTER_INTERNAL_ERRORS", default=5)
+
+# Squashed image downloads (squash/, docs/SQUASH.md): the cached tarballs' total size is kept
+# under SQUASH_CACHE_MAX_BYTES (least recently used first out); a flattening refreshes its
+# heartbeat every SQUASH_HEARTBEAT_SECONDS, and one silent for SQUASH_STALE_SECONDS is taken over.
+SQUASH_CACHE_MAX_BYTES = env.int("SQUASH_CACHE_MAX_BYTES", default=20 * 1024**3)
+SQUASH_HEARTBEAT_SECONDS = env.float("SQUASH_HEARTBEAT_SECONDS", default=5.0)
+SQUASH_STALE_SECONDS = env.float("SQUASH_STALE_SECONDS", default=60.0)
+if SQUASH_STALE_SECONDS <= SQUASH_HEARTBEAT_SECONDS:
+    raise environ.ImproperlyConfigured("SQUASH_STALE_SECONDS must be longer than SQUASH_HEARTBEAT_SECONDS")
+# The platform a multi-architecture tag is squashed for when the download names none.
+SQUASH_DEFAULT_PLATFORM = env.str("SQUASH_DEFAULT_PLATFORM", default="linux/amd64")
+
+# Security scanning (scanning/): index pushed images and match them against imported OSV data.
+FEATURE_SECURITY_SCANNER = env.bool("FEATURE_SECURITY_SCANNER", default=True)
+# Optional Clair v4 (scanning/clair.py): with CLAIR_URL set, Clair's indexer and matcher scan
+# pushed images instead of the built-in indexer. CLAIR_PSK: Clair's pre-shared key (base64), for
+# its HS256 JWTs. CLAIR_REGISTRY_URL: this registry as Clair reaches it (layers are fetched from
+# its /v2/ with a short-lived pull token); default PREFERRED_URL_SCHEME://SERVER_HOSTNAME. Clair
+# is reached through quay_site/outbound.py: a private address needs OUTBOUND_ALLOWED_NETWORKS.
+CLAIR_URL = env.str("CLAIR_URL", default="").rstrip("/")
+CLAIR_PSK = env.str("CLAIR_PSK", default="")
+CLAIR_REGISTRY_URL = env.str("CLAIR_REGISTRY_URL", default="").rstrip("/")
+CLAIR_TIMEOUT_SECONDS = env.float("CLAIR_TIMEOUT_SECONDS", default=300.0)
+CLAIR_MAX_RESPONSE_BYTES = env.int("CLAIR_MAX_RESPONSE_BYTES", default=64 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["scanning-sweep"] = {"task": "scanning.sweep", "schedule": 300.0, "options": {"expires": 300}}

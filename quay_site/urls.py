@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/", include("notifications.rest.urls")),
     path("api/v1/", include("triggers.rest.urls")),
     path("api/v1/", include("builds.rest.urls")),
+    path("api/v1/", include("scanning.rest.urls")),
     path("api/v1/", include("registry.rest.urls")),
     path("csrf_token", CsrfTokenView.as_view(), name="csrf-token"),
     path("oauth/", include("accounts.rest.oauth_urls")),
@@ -29,6 +30,8 @@ urlpatterns = [
     path("", include("notifications.urls")),
     # Build package upload (filedrop) and the workers' package download.
     path("", include("builds.urls")),
+    # Squashed image downloads: /c1/squash/<namespace>/<repository>/<tag>.
+    path("", include("squash.urls")),
     # The web UI last: its pages live at the root ("/" is the repository list).
     path("", include("ui.urls")),
 ]

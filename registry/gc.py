@@ -74,6 +74,7 @@ from registry.models import (
     UploadSession,
 )
 from registry.storage import get_blob_store
+from squash.services import squash_storage_collect
 
 logger = logging.getLogger("registry.gc")
 
@@ -130,6 +131,8 @@ def gc_run(
         # pass also catches blobs left unlinked earlier (blob deletes, interrupted passes).
         run.blobs_deleted, run.bytes_freed = _delete_blobs(cutoff, unlinked if repository is not None else None)
         run.uploads_cleaned = _clean_uploads(now, repository)
+        # Squashed tarballs whose rows went with the manifests above (squash/services.py).
+        run.bytes_freed += squash_storage_collect()[1]
     except Exception as exc:
         logger.exception("garbage collection failed")
         run.error = f"{type(exc).__name__}: {exc}"

@@ -40,6 +40,8 @@ from registry.permissions import Principal, can_create_in, repository_role
 from registry.rows import RowLoader
 from registry.storage import get_blob_store
 from registry.usage import log_action
+from scanning.services import scan_queue
+from squash.services import squash_tag_retargeted
 
 # How long a manifest pushed by digest alone is kept alive by a hidden tag (the push of the
 # index that will refer to it is still going on).
@@ -490,6 +492,8 @@ def manifest_put(
         if created:
             ManifestBlob.objects.bulk_create([ManifestBlob(manifest=manifest, blob_id=b) for b in set(blob_ids)])
             ManifestChild.objects.bulk_create([ManifestChild(manifest=manifest, child=c) for c in children])
+            # The security scan runs after the commit (scanning/): one row now, a task on commit.
+            scan_queue(manifest=manifest)
         if tag_name is None:
             now = timezone.now()
             Tag.objects.create(
@@ -605,6 +609,9 @@ def _retarget(
         kind = UsageLog.Kind.REVERT_TAG
     metadata = _tag_metadata(name, digest=manifest.digest)
     log_action(kind, principal=principal, repository=repository, ip=ip, metadata=metadata)
+    # A tag squashed before (or any, where the repository squashes at push) is squashed again
+    # in the background after the commit, so the next `curl | docker load` is served cached.
+    squash_tag_retargeted(repository=repository, name=name, manifest=manifest)
     return tag, True
 
 

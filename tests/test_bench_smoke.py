@@ -89,10 +89,16 @@ def test_smoke_run_measures_every_metric_and_stops_its_servers(tmp_path):
     [
         ("bench.notifications", ["--events", "10", "--rate", "0"], "duplicates: 0, bad signatures: 0"),
         ("bench.builds", ["--latency-runs", "2", "--builds", "2"], "request -> building: 2 runs"),
+        ("bench.squash", ["--size-mib", "10", "--runs", "1"], "cached vs blob GET"),
+        (
+            "bench.scanning",
+            ["--packages", "20", "--manifests", "50", "--per-manifest", "5", "--pool", "30", "--advisories", "5"],
+            "re-match: 50 manifests",
+        ),
     ],
 )
 def test_smoke_runs_of_the_issue_benchmarks(tmp_path, module, args, expected):
-    """The notification and build benchmarks (issues #7 and #8) still run end to end, tiny."""
+    """The notification, build and squash benchmarks (issues #7, #8 and #10) still run end to end, tiny."""
     result = subprocess.run(
         [sys.executable, "-m", module, *args, "--workdir", str(tmp_path), "--json", str(tmp_path / "out.json")],
         cwd=BASE_DIR,

@@ -6,7 +6,19 @@ Repository names contain ``/``; ``uirepo`` matches only the repository-name gram
 
 from django.urls import path, register_converter
 
-from ui.views import auth, builds, notifications, organizations, repositories, repository, robots, tags, user
+from ui.views import (
+    auth,
+    builds,
+    notifications,
+    organizations,
+    repositories,
+    repository,
+    robots,
+    security,
+    tags,
+    triggers,
+    user,
+)
 
 
 class RepositoryNameConverter:
@@ -28,6 +40,7 @@ app_name = "ui"
 REPO = "repository/<uirepo:repository>"
 ORG = "organization/<str:org>"
 NOTE = f"{REPO}/-/notifications/<uuid:notification_uuid>"
+TRIG = f"{REPO}/-/triggers/<uuid:trigger_uuid>"
 
 
 def robot_routes(prefix: str, kind: str) -> list:
@@ -55,11 +68,32 @@ urlpatterns = [
     # A build's page at Quay's address (build notifications link to it): before the repository
     # route, whose name pattern would otherwise take ``build/<uuid>`` as part of the name.
     path(f"{REPO}/build/<uuid:build_uuid>", builds.BuildView.as_view(), name="repository-build"),
+    # An image's security scan at Quay's address (its manifest page): a digest has a ``:``, which
+    # no repository name has, so this cannot clash with a nested name.
+    path(f"{REPO}/manifest/<str:digest>", security.ManifestSecurityView.as_view(), name="repository-manifest"),
     # A repository: the page with its tabs (?tab=), then its changes under /-/.
     path(REPO, repository.RepositoryView.as_view(), name="repository"),
     # The Builds tab (importing ``builds`` registers it), New Dockerfile Build and Cancel.
     path(f"{REPO}/-/builds/new", builds.BuildCreateView.as_view(), name="repository-build-new"),
     path(f"{REPO}/-/builds/<uuid:build_uuid>/cancel", builds.BuildCancelView.as_view(), name="repository-build-cancel"),
+    # Build triggers (admins; importing ``triggers`` adds their section to the Builds tab).
+    path(
+        f"{REPO}/-/triggers/new/custom-git",
+        triggers.CustomGitCreateView.as_view(),
+        name="repository-trigger-new-custom",
+    ),
+    path(
+        f"{REPO}/-/triggers/new/<str:service>",
+        triggers.ProviderCreateView.as_view(),
+        name="repository-trigger-new-provider",
+    ),
+    path(f"{TRIG}/setup", triggers.TriggerSetupView.as_view(), name="repository-trigger-setup"),
+    path(f"{TRIG}/connect", triggers.TriggerConnectView.as_view(), name="repository-trigger-connect"),
+    path(f"{TRIG}/activate", triggers.TriggerActivateView.as_view(), name="repository-trigger-activate"),
+    path(f"{TRIG}/credentials", triggers.TriggerCredentialsView.as_view(), name="repository-trigger-credentials"),
+    path(f"{TRIG}/run", triggers.TriggerRunView.as_view(), name="repository-trigger-run"),
+    path(f"{TRIG}/enabled", triggers.TriggerEnabledView.as_view(), name="repository-trigger-enabled"),
+    path(f"{TRIG}/delete", triggers.TriggerDeleteView.as_view(), name="repository-trigger-delete"),
     path(f"{REPO}/-/star", repositories.RepositoryStarView.as_view(), name="repository-star"),
     path(f"{REPO}/-/description", repository.DescriptionChangeView.as_view(), name="repository-description"),
     path(f"{REPO}/-/visibility", repository.VisibilityChangeView.as_view(), name="repository-visibility"),

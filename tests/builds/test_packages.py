@@ -182,6 +182,18 @@ def test_archiving_moves_the_log_out_of_the_database_once(world, builds_on, pack
     assert packages.read_archived_logs(build)[0] == {"message": "line 0", "type": "command"}
 
 
+def test_a_reader_holding_the_build_from_before_the_archive_still_gets_the_whole_log(
+    world, builds_on, package_dir
+):
+    """The API reads the build, then its log rows; when the build ends in between, the rows are
+    already gone to storage: the reader gets the archive, not an empty log."""
+    build = _finished_with_log(world, 30)
+    stale = Build.objects.get(pk=build.pk)  # read before the archive: logs_archived is False
+    packages.archive_logs(Build.objects.get(pk=build.pk))
+    entries, total = selectors.build_logs(build=stale, start=25)
+    assert total == 30 and [e["message"] for e in entries] == [f"line {n}" for n in range(25, 30)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Pruning
 

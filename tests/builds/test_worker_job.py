@@ -109,9 +109,10 @@ class Manager:
             await ws.send(json.dumps({"type": "refused", "reason": "bad registration secret"}))
             await ws.close(4003, "refused")
             return
+        # The connection first: a test that saw the registration count grow may act on it at once.
+        self.connection = ws
         self.registrations += 1
         await ws.send(json.dumps({"type": "registered", "worker_id": str(uuid.uuid4()), "heartbeat_seconds": 1}))
-        self.connection = ws
         async for raw in ws:
             message = json.loads(raw)
             self._record(message)

@@ -251,6 +251,9 @@ def live_server(tmp_path_factory, name: str, server_class, **extra_env):
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WS_PORT": str(_free_port()),  # serve's websocket process (Daphne); 8787 may be taken
+        # Servers share the suite's Redis: their queues, channel groups and cache keys must not
+        # meet (one server's worker would run another's tasks against its own database).
+        "REDIS_KEY_PREFIX": f"{name}-{worker}:",
         "FAST_PASSWORD_HASHER": "1",
         "WEB_WORKERS": "2",
         "PYTHONUNBUFFERED": "1",

@@ -49,6 +49,7 @@ def test_every_image_format_has_its_full_command(as_alice, public_repo):
         ("docker-digest", f"docker pull {ref}@{digest}", "Docker Pull (by digest)"),
         ("podman-tag", f"podman pull {ref}:v1", "Podman Pull (by tag)"),
         ("podman-digest", f"podman pull {ref}@{digest}", "Podman Pull (by digest)"),
+        ("squash", "curl -L -f http://testserver/c1/squash/alice/hello/v1 | docker load", "Squashed Docker Image"),
         ("rkt", f"rkt fetch {ref}:v1", "rkt Fetch"),
     ]
     # The first choice is shown until another is picked.
@@ -132,4 +133,4 @@ def test_a_later_feature_adds_its_own_format(as_alice, public_repo, monkeypatch)
         after="docker-digest",
     )
     values = [value for value, _, _ in choices(as_alice.get(FETCH))]
-    assert values == ["docker-tag", "docker-digest", "squashed", "podman-tag", "podman-digest", "rkt"]
+    assert values == ["docker-tag", "docker-digest", "squashed", "podman-tag", "podman-digest", "squash", "rkt"]

@@ -26,6 +26,7 @@ from django.utils import timezone
 from registry import selectors as registry_selectors
 from registry import services as registry_services
 from registry.models import Repository, Role, UsageLog
+from squash import selectors as squash_selectors
 from ui import forms
 from ui import selectors as ui_selectors
 from ui.access import Forbidden, RepositoryAccess, client_ip, principal_of, repository_access
@@ -138,6 +139,7 @@ def settings_context(request, access: RepositoryAccess, **bound) -> dict:
         from ui.views.notifications import settings_notifications  # it imports this module
 
         context["notification_rows"] = settings_notifications(repository)
+        context["squash_at_push"] = squash_selectors.squash_at_push(repository=repository)
     return context
 
 

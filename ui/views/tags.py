@@ -31,6 +31,8 @@ from registry import names
 from registry import selectors as registry_selectors
 from registry import services as registry_services
 from registry.models import Repository, Role, Tag
+from scanning import selectors as scanning_selectors
+from scanning.services import scanning_enabled
 from ui import forms
 from ui.access import ROLE_NEEDED_MESSAGES, Forbidden, RepositoryAccess, client_ip, principal_of, repository_access
 from ui.views.base import UiView
@@ -114,6 +116,11 @@ class FetchFormat:
     label: str
     command: Callable[[str, str, str], str]
     kinds: tuple[str, ...] = (Repository.Kind.IMAGE,)
+    # A format that needs a second choice (the squashed image's credentials) gives
+    # ``options(request, repository, tag) -> [FetchChoice]``, each with its full command, under
+    # ``options_label``; it is left out when there is no option. ``command`` is then unused.
+    options: Callable[..., list[FetchChoice]] | None = None
+    options_label: str = ""
 
 
 FETCH_FORMATS: list[FetchFormat] = [
@@ -159,15 +166,24 @@ class FetchChoice:
     slug: str
     label: str
     command: str
+    options: tuple[FetchChoice, ...] = ()
+    options_label: str = ""
 
 
 def fetch_choices(request, repository: Repository, tag: Tag) -> list[FetchChoice]:
     reference = f"{registry_host(request)}/{repository.full_name}"
-    return [
-        FetchChoice(choice.slug, choice.label, choice.command(reference, tag.name, tag.manifest.digest))
-        for choice in FETCH_FORMATS
-        if repository.kind in choice.kinds
-    ]
+    choices = []
+    for choice in FETCH_FORMATS:
+        if repository.kind not in choice.kinds:
+            continue
+        if choice.options is None:
+            command = choice.command(reference, tag.name, tag.manifest.digest)
+            choices.append(FetchChoice(choice.slug, choice.label, command))
+            continue
+        options = tuple(choice.options(request, repository, tag))
+        if options:
+            choices.append(FetchChoice(choice.slug, choice.label, options[0].command, options, choice.options_label))
+    return choices
 
 
 # --- The Tags tab ---------------------------------------------------------------------------------
@@ -185,6 +201,7 @@ class TagPanel:
     confirm: dict | None = None
     fetch: list[FetchChoice] = field(default_factory=list)
     fetch_selected: FetchChoice | None = None
+    fetch_option: FetchChoice | None = None
 
     @property
     def title(self) -> str:
@@ -224,6 +241,10 @@ def _panel_from_query(request, access: RepositoryAccess) -> TagPanel | None:
         panel.fetch = fetch_choices(request, access.repository, tag)
         wanted = request.GET.get("format")
         panel.fetch_selected = next((choice for choice in panel.fetch if choice.slug == wanted), panel.fetch[0])
+        if panel.fetch_selected.options:
+            option = request.GET.get("option")
+            options = panel.fetch_selected.options
+            panel.fetch_option = next((choice for choice in options if choice.slug == option), options[0])
     return panel
 
 
@@ -243,8 +264,15 @@ def tags_context(request, access: RepositoryAccess, **bound) -> dict:
         now=now,
     )
     first = (listing.page - 1) * TAGS_PER_PAGE + 1
+    # The Security column: the cached counts of the page's manifests, one query for the page.
+    security = scanning_enabled() and repository.kind == Repository.Kind.IMAGE
+    if security and rows:
+        summaries = scanning_selectors.tag_summaries(tags=rows)
+        for row in rows:
+            row.security = summaries[row.pk]
     return {
         "tag_rows": rows,
+        "tags_security": security,
         "tags_total": total,
         "tags_first": first,
         "tags_last": first + len(rows) - 1,
