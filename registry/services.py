@@ -40,7 +40,7 @@ from registry.permissions import Principal, can_create_in, repository_role
 from registry.rows import RowLoader
 from registry.storage import get_blob_store
 from registry.usage import log_action
-from scanning.services import scan_queue
+from scanning.services import scan_queue, scan_tag_retargeted
 from squash.services import squash_tag_retargeted
 
 # How long a manifest pushed by digest alone is kept alive by a hidden tag (the push of the
@@ -612,6 +612,7 @@ def _retarget(
     # A tag squashed before (or any, where the repository squashes at push) is squashed again
     # in the background after the commit, so the next `curl | docker load` is served cached.
     squash_tag_retargeted(repository=repository, name=name, manifest=manifest)
+    scan_tag_retargeted(manifest=manifest)  # its findings new for the repository, after the commit
     return tag, True
 
 

@@ -86,6 +86,55 @@ def scan_queue(*, manifest: Manifest) -> ManifestScan | None:
     return scan
 
 
+def scan_tag_retargeted(*, manifest: Manifest) -> None:
+    """A tag now points at ``manifest`` (a push by tag, a move, a restore): once that commits,
+    announce the findings that are new for the repository (see ``tag_findings_announce``).
+
+    Called by ``registry.services._retarget`` inside its transaction. A manifest scanned
+    before the tag existed (pushed by digest, or under another tag) has no scan to come that
+    would announce them. Artifacts have no findings: nothing is queued for them.
+    """
+    if not scanning_enabled():
+        return
+    if not manifest.is_index and manifest.config_media_type not in IMAGE_CONFIG_TYPES:
+        return
+    manifest_id = manifest.pk
+    transaction.on_commit(lambda: _announce_after_commit(manifest_id))
+
+
+def _announce_after_commit(manifest_id: int) -> None:
+    # After the tag's commit: a failure here must not turn a stored push into an error.
+    try:
+        tag_findings_announce(manifest_id=manifest_id)
+    except Exception:
+        log.warning("could not announce the findings of manifest %s for its new tag", manifest_id, exc_info=True)
+
+
+def tag_findings_announce(*, manifest_id: int) -> int:
+    """Emit ``vulnerability_found`` for the findings of a manifest a tag was just pointed at
+    (an index: those of its children), once per advisory and repository as for a scan.
+
+    Nothing while the manifest's scan is queued: the scan announces when it ends. Its scan row
+    is locked first, and a scan locks it before it reads the tags, so a tag committed while the
+    scan runs is announced by one of the two, never by neither.
+    """
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                scan = ManifestScan.objects.select_for_update().filter(manifest_id=manifest_id).first()
+                if scan is None or scan.status == ManifestScan.Status.QUEUED:
+                    return 0
+                children = set(ManifestChild.objects.filter(manifest_id=manifest_id).values_list("child_id", flat=True))
+                if children:
+                    return _announce(manifest_ids=children, pairs=None, only_parent=manifest_id)
+                return _announce(manifest_ids={manifest_id}, pairs=None)
+        except IntegrityError:
+            # A concurrent announcement recorded the same finding first; the retry skips it.
+            if attempt == 2:
+                raise
+    return 0
+
+
 def _queue_index(manifest_id: int, countdown: float | None = None) -> None:
     from scanning import tasks  # tasks imports this module
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,15 +28,18 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import crypto
+from accounts import selectors as account_selectors
 from accounts.models import User
 from builds import services as build_services
 from builds.models import Build, Phase
 from notifications.events import public_host
+from registry import selectors as registry_selectors
+from registry.errors import RegistryError
 from registry.models import Repository, Role
 from registry.permissions import ANONYMOUS, Principal, repository_role
 from registry.usage import log_action
+from triggers import dockerfile, providers, selectors
 from triggers import metadata as md
-from triggers import providers, selectors
 from triggers.keys import ssh_keypair_generate
 from triggers.metadata import ConfigError, PayloadError, payload_validate
 from triggers.models import BuildTrigger, ProviderApp, TriggerDelivery
@@ -1077,3 +1081,161 @@ def _provider_run_now(
         metadata["commit_info"] = found["commit_info"]
     tags = md.tags_for(trigger.config, metadata)
     return _queue(trigger=trigger, metadata=metadata, tags=tags, principal=principal, git_ref=git_ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analyze and subdir: what the setup learns from the repository's Dockerfiles (Quay's verbs)
+
+CUSTOM_GIT_ANALYZE_MESSAGE = (
+    "A custom git trigger has no provider API through which the registry could read the Dockerfile: "
+    "if its base image is a private repository of this registry, choose a robot account that can pull it"
+)
+CUSTOM_GIT_SUBDIR_MESSAGE = (
+    "A custom git trigger has no provider API through which the registry could list the repository's "
+    "Dockerfiles: enter the Dockerfile path and the build context by hand"
+)
+
+
+def _source_read(trigger: BuildTrigger, principal: Principal, source: str, call):
+    """``call(provider, token)`` against ``source``. Reading the trigger's own repository is
+    open to any admin of the registry repository; any other repository of the connected account
+    only to the user who connected it (as for the pickers)."""
+    if trigger.is_active and source == trigger.config.get("build_source"):
+        _is_provider_trigger(trigger)
+    else:
+        _connected_check(trigger, principal)
+    provider = _provider(trigger.service)
+    try:
+        return _with_token(trigger, provider, lambda token: call(provider, token))
+    except ProviderError as exc:
+        raise TriggerError(str(exc)) from None
+
+
+def _analysis(
+    trigger: BuildTrigger,
+    principal: Principal,
+    status: str,
+    *,
+    message: str | None = None,
+    namespace: str | None = None,
+    base: Repository | None = None,
+) -> dict:
+    """Quay's analyze answer. The robots of the trigger's namespace (with whether each can pull
+    the base image) are listed to namespace admins when the base image lives in that namespace or
+    the status says nothing about one, so they can pick the trigger's pull robot."""
+    own = trigger.repository.namespace
+    namespace = own.name if namespace is None else namespace
+    is_admin = principal.user is not None and selectors.administers_namespace(user=principal.user, namespace=own)
+    robots = []
+    if is_admin and namespace == own.name:
+        for robot in account_selectors.robots_of(namespace=own):
+            can_read = base is not None and repository_role(Principal(kind="robot", user=robot.user), base) is not None
+            robots.append({"name": robot.user.username, "kind": "user", "is_robot": True, "can_read": can_read})
+    return {
+        "namespace": namespace,
+        "name": base.name if base is not None else None,
+        "robots": robots,
+        "status": status,
+        "message": message,
+        "is_admin": is_admin,
+    }
+
+
+def trigger_analyze(*, trigger: BuildTrigger, principal: Principal, config) -> dict:
+    """Read the Dockerfile a trigger config names (on the source repository's default branch)
+    and say what its base image needs: ``publicbase`` (nothing: public, or not in this
+    registry), ``requiresrobot`` (a private repository here: pick a robot that can read it),
+    ``warning`` (no Dockerfile at that path, no FROM line, not a repository path) or ``error``
+    (bad config, unreadable repository, base repository not found or not visible to the caller).
+    ``notimplemented`` for custom git, which has no API to read from. Raises TriggerForbidden
+    when the caller may not read the repository the config names."""
+    if trigger.service == BuildTrigger.Service.CUSTOM_GIT:
+        return _analysis(trigger, principal, "notimplemented", message=CUSTOM_GIT_ANALYZE_MESSAGE)
+    try:
+        cleaned = _config_clean(trigger, config)
+    except TriggerError as exc:
+        return _analysis(trigger, principal, "error", message=str(exc))
+    source, path = cleaned["build_source"], cleaned["dockerfile_path"]
+
+    def load(provider: Provider, token: str) -> tuple[str, str | None]:
+        branch = provider.repository(token, source).default_branch
+        return branch, provider.dockerfile_load(token, source, path=path, ref=branch)
+
+    try:
+        branch, contents = _source_read(trigger, principal, source, load)
+    except TriggerForbidden:
+        raise
+    except TriggerError as exc:
+        return _analysis(trigger, principal, "error", message=f"Could not analyze the repository: {exc}")
+    if not contents or not contents.strip():
+        return _analysis(
+            trigger,
+            principal,
+            "warning",
+            message=f"No Dockerfile was found at {path} on the default branch ({branch}): builds of this trigger "
+            "will fail until there is one",
+        )
+    image = dockerfile.base_image(contents)
+    if not image:
+        return _analysis(trigger, principal, "warning", message=f"The Dockerfile at {path} has no FROM line")
+    prefix = f"{public_host()}/"
+    if not image.startswith(prefix):
+        return _analysis(trigger, principal, "publicbase")  # pulled from elsewhere: no robot of ours helps
+    parts = image[len(prefix) :].split("/")
+    if len(parts) != 2 or not all(parts):
+        return _analysis(trigger, principal, "warning", message=f'"{image}" is not a repository path of this registry')
+    try:
+        base = registry_selectors.repository_by_name("/".join(parts))
+    except RegistryError:
+        base = None
+    not_found = f'The repository "{image}" that the Dockerfile builds on was not found'
+    if base is None:
+        return _analysis(trigger, principal, "error", message=not_found)
+    if base.is_public:
+        return _analysis(trigger, principal, "publicbase", namespace=parts[0], base=base)
+    # A private base image is only confirmed within the trigger's own namespace and to someone
+    # who can see it; anything else reads as "not found", so the answer reveals nothing.
+    if parts[0] != trigger.repository.namespace.name or repository_role(principal, base) is None:
+        return _analysis(trigger, principal, "error", message=not_found)
+    return _analysis(trigger, principal, "requiresrobot", namespace=parts[0], base=base)
+
+
+def _context_choices(dockerfile_path: str) -> list[str]:
+    """The directories that may be the build context of ``/a/b/Dockerfile``: ``/a/b``, ``/a``, ``/``."""
+    directory = posixpath.dirname(dockerfile_path) or "/"
+    found = [directory]
+    while directory != "/":
+        directory = posixpath.dirname(directory)
+        found.append(directory)
+    return found
+
+
+def trigger_dockerfile_paths(*, trigger: BuildTrigger, principal: Principal, config=None) -> dict:
+    """Quay's subdir answer: ``{status: "success", dockerfile_paths: ["/a/Dockerfile", ...],
+    contextMap: {"/a/Dockerfile": ["/a", "/"]}}`` for the default branch of the config's
+    ``build_source`` (default: the trigger's own), or ``{status: "error", message}`` when the
+    provider cannot be read and for custom git. Raises TriggerForbidden as trigger_analyze."""
+    if trigger.service == BuildTrigger.Service.CUSTOM_GIT:
+        return {"status": "error", "message": CUSTOM_GIT_SUBDIR_MESSAGE}
+    source = (config or {}).get("build_source") or trigger.config.get("build_source")
+    try:
+        source = md.source_name_check(source)
+    except ConfigError as exc:
+        return {"status": "error", "message": str(exc)}
+
+    def listing(provider: Provider, token: str) -> list[str]:
+        branch = provider.repository(token, source).default_branch
+        return provider.dockerfile_paths(token, source, ref=branch)
+
+    try:
+        paths = _source_read(trigger, principal, source, listing)
+    except TriggerForbidden:
+        raise
+    except TriggerError as exc:
+        return {"status": "error", "message": str(exc)}
+    absolute = ["/" + path for path in paths]
+    return {
+        "status": "success",
+        "dockerfile_paths": absolute,
+        "contextMap": {path: _context_choices(path) for path in absolute},
+    }

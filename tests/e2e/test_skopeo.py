@@ -173,7 +173,8 @@ def _mounted_every_layer(registry, target: str, image) -> bool:
     for layer in image.layers:
         quoted = layer.digest.replace(":", "%3A")
         mounted = any(
-            '"POST ' in line and f"mount={quoted}" in line and "from=alice%2Fmount-source" in line and '" 201 ' in line
+            # From the source or an earlier copy: skopeo mounts from wherever its cache last saw it.
+            '"POST ' in line and f"mount={quoted}" in line and "from=alice%2Fmount-" in line and '" 201 ' in line
             for line in lines
         )
         uploaded = any('"PUT ' in line and f"digest={quoted}" in line for line in lines)

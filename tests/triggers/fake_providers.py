@@ -22,7 +22,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -30,6 +30,14 @@ PAYLOADS = Path(__file__).parent / "payloads"
 MAIN_SHA = "7d4b2c9e1f0a3b5c6d7e8f90a1b2c3d4e5f60718"
 FEATURE_SHA = "2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4939"
 TAG_SHA = "c0ffee1234567890abcdef1234567890abcdef12"
+
+
+DEFAULT_FILES = {
+    "Dockerfile": "# The widget\nFROM quay.example.com/acme/base:1.0 AS build\nRUN make\n",
+    "web/Dockerfile": "FROM docker.io/library/nginx:1.27\n",
+    "web/prod.Dockerfile": "FROM quay.example.com/acme/base@sha256:" + "ab" * 32 + "\n",
+    "docs/README.md": "# Widget docs\n",
+}
 
 
 def payload(name: str) -> dict:
@@ -64,6 +72,9 @@ class FakeProvider:
         self.hooks: dict[str, dict] = {}
         self.removed_keys: list[str] = []
         self.removed_hooks: list[str] = []
+        # The files on the default branch ("main") of every repository the fake knows: the
+        # analyze and subdir verbs read them. Empty: a repository without commits.
+        self.files: dict[str, str] = dict(DEFAULT_FILES)
         # (method, path regex) -> status: answer this instead (to test failures).
         self.failures: dict[tuple[str, str], int] = {}
         self._ids = 1000
@@ -185,6 +196,25 @@ class FakeProvider:
     def setup_routes(self) -> None:
         raise NotImplementedError
 
+    # -- the default branch's files ---------------------------------------------------------
+
+    def directories(self) -> set[str]:
+        found = set()
+        for path in self.files:
+            parts = path.split("/")[:-1]
+            found |= {"/".join(parts[: i + 1]) for i in range(len(parts))}
+        return found
+
+    def encoded(self, path: str) -> dict:
+        """A file as the contents APIs of GitHub and GitLab send it: base64 in lines of 60."""
+        data = base64.b64encode(self.files[path].encode()).decode()
+        return {
+            "encoding": "base64",
+            "content": "\n".join(data[i : i + 60] for i in range(0, len(data), 60)),
+            "size": len(self.files[path].encode()),
+            "sha": hashlib.sha1(self.files[path].encode()).hexdigest(),
+        }
+
 
 def _handler_for(fake: FakeProvider):
     class Handler(BaseHTTPRequestHandler):
@@ -203,12 +233,16 @@ def _handler_for(fake: FakeProvider):
                 status, answer, extra = reply.status, reply.body, reply.headers
             if isinstance(answer, tuple):
                 status, answer = answer
-            data = b"" if answer is None else json.dumps(answer).encode()
+            if isinstance(answer, bytes):
+                data, content_type = answer, "application/octet-stream"
+            else:
+                data = b"" if answer is None else json.dumps(answer).encode()
+                content_type = "application/json; charset=utf-8"
             self.send_response(status)
             for key, value in extra.items():
                 self.send_header(key, value)
             if data:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -269,6 +303,8 @@ class FakeGitHub(FakeProvider):
         self.route("GET", repo + "/branches", self.branches)
         self.route("GET", repo + "/tags", self.tags)
         self.route("GET", repo + r"/commits/(?P<ref>.+)", self.commit)
+        self.route("GET", repo + r"/contents/(?P<path>.+)", self.contents)
+        self.route("GET", repo + r"/git/trees/(?P<ref>.+)", self.tree)
         self.route("POST", repo + "/keys", self.key_add)
         self.route("DELETE", repo + r"/keys/(?P<item>[^/]+)", self.key_remove)
         self.route("POST", repo + "/hooks", self.hook_add)
@@ -366,6 +402,47 @@ class FakeGitHub(FakeProvider):
                 "html_url": f"{self.url}/web-flow",
             },
         }
+
+    def contents(self, request, owner, name, path, **_):
+        """GET /repos/{owner}/{repo}/contents/{path}?ref=: a file (base64), or a directory's
+        entries as a list."""
+        self.bearer(request)
+        full = self._known(owner, name)
+        if request["query"].get("ref", "main") != "main" or not self.files:
+            raise Reply(404, {"message": "No commit found for the ref"})
+        if path in self.files:
+            return {
+                "type": "file",
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "url": f"{self.url}/api/v3/repos/{full}/contents/{path}?ref=main",
+                **self.encoded(path),
+            }
+        if path in self.directories():
+            return [
+                {"type": "file", "name": item[len(path) + 1 :], "path": item}
+                for item in sorted(self.files)
+                if item.startswith(path + "/") and "/" not in item[len(path) + 1 :]
+            ]
+        raise Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+
+    def tree(self, request, owner, name, ref, **_):
+        """GET /repos/{owner}/{repo}/git/trees/{ref}?recursive=1 (409 for an empty repository)."""
+        self.bearer(request)
+        self._known(owner, name)
+        if not self.files:
+            raise Reply(409, {"message": "Git Repository is empty."})
+        if ref != "main":
+            raise Reply(404, {"message": "Not Found"})
+        nested = request["query"].get("recursive") in ("1", "true")
+        rows = [{"path": d, "mode": "040000", "type": "tree", "sha": "d" * 40} for d in sorted(self.directories())]
+        rows += [
+            {"path": p, "mode": "100644", "type": "blob", "sha": self.encoded(p)["sha"], "size": 10}
+            for p in sorted(self.files)
+        ]
+        if not nested:
+            rows = [row for row in rows if "/" not in row["path"]]
+        return {"sha": MAIN_SHA, "url": "", "tree": rows, "truncated": False}
 
     def key_add(self, request, owner, name, **_):
         self.bearer(request)
@@ -474,6 +551,8 @@ class FakeGitLab(FakeProvider):
         self.route("GET", project + "/repository/branches", self.branches)
         self.route("GET", project + "/repository/tags", self.tags)
         self.route("GET", project + r"/repository/commits/(?P<ref>[^/]+)", self.commit)
+        self.route("GET", project + r"/repository/files/(?P<fpath>[^/]+)", self.file)
+        self.route("GET", project + "/repository/tree", self.tree)
         self.route("POST", project + "/deploy_keys", self.key_add)
         self.route("DELETE", project + r"/deploy_keys/(?P<item>\d+)", self.key_remove)
         self.route("POST", project + "/hooks", self.hook_add)
@@ -562,6 +641,47 @@ class FakeGitLab(FakeProvider):
         self.bearer(request)
         self._path(pid)
         return [{"name": "v1.0.0", "target": TAG_SHA, "commit": {"id": TAG_SHA}}]
+
+    def file(self, request, pid, fpath, **_):
+        """GET /projects/:id/repository/files/:file_path?ref= (the path URL-encoded)."""
+        self.bearer(request)
+        self._path(pid)
+        if "ref" not in request["query"]:
+            raise Reply(400, {"error": "ref is missing"})
+        path = unquote(fpath)
+        if request["query"]["ref"] != "main" or path not in self.files:
+            raise Reply(404, {"message": "404 File Not Found"})
+        return {
+            "file_name": path.rsplit("/", 1)[-1],
+            "file_path": path,
+            "ref": "main",
+            "blob_id": self.encoded(path)["sha"],
+            "commit_id": MAIN_SHA,
+            "last_commit_id": MAIN_SHA,
+            **self.encoded(path),
+        }
+
+    def tree(self, request, pid, **_):
+        """GET /projects/:id/repository/tree?recursive=true&ref=&per_page=&page= (offset pages)."""
+        self.bearer(request)
+        self._path(pid)
+        query = request["query"]
+        if not self.files or query.get("ref", "main") != "main":
+            raise Reply(404, {"message": "404 Tree Not Found"})
+        nested = query.get("recursive") == "true"
+        rows = [
+            {"id": "d" * 40, "name": d.rsplit("/", 1)[-1], "type": "tree", "path": d, "mode": "040000"}
+            for d in sorted(self.directories())
+        ]
+        rows += [
+            {"id": self.encoded(p)["sha"], "name": p.rsplit("/", 1)[-1], "type": "blob", "path": p, "mode": "100644"}
+            for p in sorted(self.files)
+        ]
+        if not nested:
+            rows = [row for row in rows if "/" not in row["path"]]
+        per_page = min(int(query.get("per_page", 20)), 100)
+        page = int(query.get("page", 1))
+        return rows[(page - 1) * per_page : page * per_page]
 
     def commit(self, request, pid, ref, **_):
         self.bearer(request)
@@ -656,6 +776,7 @@ class FakeBitbucket(FakeProvider):
     service = "bitbucket"
     token_ttl = 7200
     REPOS = {"acme-ws/widget", "acme-ws/legacy"}
+    src_pagelen = 2  # small pages, so listings take several (Bitbucket's own cap is 100)
 
     def repo(self, full_name: str) -> dict:
         workspace, slug = full_name.split("/")
@@ -716,6 +837,7 @@ class FakeBitbucket(FakeProvider):
         self.route("GET", repo + "/refs/tags", self.tags)
         self.route("GET", repo + r"/refs/(?P<folder>branches|tags)/(?P<name>[^/]+)", self.ref)
         self.route("GET", repo + r"/commit/(?P<sha>[0-9a-f]+)", self.commit)
+        self.route("GET", repo + r"/src/(?P<ref>[^/]+)/(?P<fpath>.*)", self.src)
         self.route("POST", repo + "/deploy-keys", self.key_add)
         self.route("DELETE", repo + r"/deploy-keys/(?P<item>[^/]+)", self.key_remove)
         self.route("POST", repo + "/hooks", self.hook_add)
@@ -835,6 +957,36 @@ class FakeBitbucket(FakeProvider):
         if sha not in (MAIN_SHA, FEATURE_SHA, TAG_SHA):
             raise Reply(404, {"type": "error", "error": {"message": "Commit not found"}})
         return self.target(full, sha)
+
+    def src(self, request, ws, slug, ref, fpath, **_):
+        """GET /2.0/repositories/{ws}/{slug}/src/{commit}/{path}: a file's raw bytes, or a
+        directory's entries (nested down to ``max_depth``) in pages linked by ``next``."""
+        self.bearer(request)
+        full = self._known(ws, slug)
+        if unquote(ref) not in ("main", MAIN_SHA) or not self.files:
+            raise Reply(404, {"type": "error", "error": {"message": "Commit not found"}})
+        path = unquote(fpath).strip("/")
+        if path in self.files:
+            return self.files[path].encode()
+        if path and path not in self.directories():
+            raise Reply(404, {"type": "error", "error": {"message": f"No such file or directory: {path}"}})
+        query = request["query"]
+        depth = int(query.get("max_depth", 1))
+        prefix = path + "/" if path else ""
+        entries = [("commit_directory", d) for d in sorted(self.directories())]
+        entries += [("commit_file", p) for p in sorted(self.files)]
+        values = [
+            {"type": kind, "path": item, "commit": {"type": "commit", "hash": MAIN_SHA}}
+            for kind, item in entries
+            if item.startswith(prefix) and item[len(prefix) :].count("/") < depth
+        ]
+        size = min(int(query.get("pagelen", 10)), self.src_pagelen)
+        page = int(query.get("page", 1))
+        answer = {"pagelen": size, "page": page, "values": values[(page - 1) * size : page * size]}
+        if page * size < len(values):
+            following = {**query, "page": str(page + 1)}
+            answer["next"] = f"{self.url}/2.0/repositories/{full}/src/{ref}/{fpath}?{urlencode(following)}"
+        return answer
 
     def key_add(self, request, ws, slug, **_):
         self.bearer(request)

@@ -109,9 +109,10 @@ def test_custom_git_trigger_from_creation_to_disable(ui, builds_enabled):
     ui.page.wait_for_url(re.compile(r".*\?tab=builds$"))
     assert re.search(r"Started build [0-9a-f]{8} of feature/login\.", ui.text(".messages"))
 
-    # Both builds are on the Builds tab, waiting, as the trigger's.
+    # Both builds are on the Builds tab, waiting, as the trigger's: the two newest rows (the
+    # session's server may hold builds of other test modules below them).
     rows = ui.page.locator("#builds tbody tr")
-    assert rows.count() == 2
+    assert rows.count() >= 2
     assert ui.page.locator(f'#builds tr[data-build="{pushed_build}"]').count() == 1
     for index in range(2):
         assert "Trigger commit" in rows.nth(index).inner_text()

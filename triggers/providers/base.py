@@ -15,6 +15,8 @@ them with ``OUTBOUND_ALLOWED_NETWORKS``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -99,6 +101,27 @@ def ref_names(rows) -> list[str]:
     return [row["name"] for row in rows or [] if isinstance(row, dict) and isinstance(row.get("name"), str)]
 
 
+def is_dockerfile_name(name: str) -> bool:
+    """Quay's rule for the files it offers as Dockerfiles: ``Dockerfile`` or ``*.Dockerfile``."""
+    return name == "Dockerfile" or name.endswith(".Dockerfile")
+
+
+def decoded_file(data, title: str) -> str | None:
+    """A file from a contents API answer (GitHub, GitLab: ``{"encoding": "base64", "content"}``);
+    None when the answer is not a file (a directory listing)."""
+    if not isinstance(data, dict) or not isinstance(data.get("content"), str):
+        return None
+    if data.get("type") not in (None, "file"):
+        return None
+    if data.get("encoding") != "base64":
+        # GitHub leaves files over 1 MB out of the contents answer (encoding "none").
+        raise ProviderError(f"{title} did not send the file's contents (it may be too large)")
+    try:
+        return base64.b64decode(data["content"]).decode("utf-8", errors="replace")
+    except (ValueError, binascii.Error):
+        raise ProviderError(f"{title} sent contents that are not base64") from None
+
+
 def hmac_sha256_matches(secret: str, body: bytes, presented: str | None) -> bool:
     """``presented`` is ``sha256=<hex HMAC-SHA256 of body keyed by secret>``; constant time."""
     if not presented or not secret or not presented.startswith("sha256="):
@@ -164,9 +187,11 @@ class Provider:
         form: dict | None = None,
         headers: dict[str, str] | None = None,
         missing_ok: bool = False,
+        raw: bool = False,
     ):
         """One API call; the decoded JSON answer (None for an empty body, or for a 404 when
-        ``missing_ok``). Raises ProviderAuthError for 401, ProviderError for other failures."""
+        ``missing_ok``), or with ``raw`` the body's bytes (a file's contents). Raises
+        ProviderAuthError for 401, ProviderError for other failures."""
         sent = dict(headers or {})
         if token is not None:
             sent.update(self.auth_headers(token))
@@ -185,6 +210,10 @@ class Provider:
         except outbound.OutboundError as exc:
             raise ProviderError(f"{self.title} could not be reached: {exc}") from None
         data = None
+        if raw and response.ok:
+            if response.truncated:
+                raise ProviderError(f"{self.title} answered with more data than the registry accepts")
+            return response.body
         if response.body:
             try:
                 data = json.loads(response.body)
@@ -261,6 +290,17 @@ class Provider:
         raise NotImplementedError
 
     def hook_remove(self, token: str, source: str, hook_id: str) -> None:
+        raise NotImplementedError
+
+    # -- Dockerfiles (the analyze and subdir verbs) -----------------------------------------
+
+    def dockerfile_load(self, token: str, source: str, *, path: str, ref: str) -> str | None:
+        """The text of the file at ``path`` on branch ``ref``; None when there is no such file."""
+        raise NotImplementedError
+
+    def dockerfile_paths(self, token: str, source: str, *, ref: str) -> list[str]:
+        """The paths (from the repository root, no leading ``/``) of the Dockerfiles on ``ref``;
+        ``[]`` for an empty repository."""
         raise NotImplementedError
 
     # -- Run Now ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ secret signs each delivery: ``X-Hub-Signature: sha256=<HMAC-SHA256 of the body>`
 from __future__ import annotations
 
 import base64
+import posixpath
 from urllib.parse import quote, urlencode
 
 from triggers.metadata import PayloadError
@@ -23,9 +24,14 @@ from triggers.providers.base import (
     commit_info,
     epoch,
     hmac_sha256_matches,
+    is_dockerfile_name,
     person,
     ref_names,
 )
+
+# The src listing of the subdir verb: directories this deep, and this many pages of entries.
+SRC_DEPTH_MAX = 10
+SRC_PAGES_MAX = 20
 
 
 def _repo(source: str) -> str:
@@ -180,6 +186,39 @@ class Bitbucket(Provider):
 
     def hook_remove(self, token: str, source: str, hook_id: str) -> None:
         self.api("DELETE", f"{_repo(source)}/hooks/{quote(str(hook_id), safe='')}", token, missing_ok=True)
+
+    # -- Dockerfiles ------------------------------------------------------------------------
+
+    def _src(self, source: str, ref: str, path: str = "") -> str:
+        return f"{_repo(source)}/src/{quote(ref, safe='')}/{quote(path, safe='/')}"
+
+    def dockerfile_load(self, token: str, source: str, *, path: str, ref: str) -> str | None:
+        # The src endpoint answers a file with its raw bytes (a directory with a JSON listing).
+        body = self.api("GET", self._src(source, ref, path), token, missing_ok=True, raw=True)
+        if body is None:
+            return None
+        return body.decode("utf-8", errors="replace")
+
+    def dockerfile_paths(self, token: str, source: str, *, ref: str) -> list[str]:
+        url = f"{self.api_url}{self._src(source, ref)}?{urlencode({'max_depth': SRC_DEPTH_MAX, 'pagelen': PAGE_SIZE})}"
+        found: list[str] = []
+        for _ in range(SRC_PAGES_MAX):
+            data = self.http("GET", url, token=token, missing_ok=True)
+            if data is None:
+                return []  # no such branch: an empty repository
+            found += [
+                row["path"]
+                for row in self._values(data)
+                if row.get("type") == "commit_file"
+                and isinstance(row.get("path"), str)
+                and is_dockerfile_name(posixpath.basename(row["path"]))
+            ]
+            following = data.get("next") if isinstance(data, dict) else None
+            # Only pages of the same API: a forged ``next`` must not send the token elsewhere.
+            if not isinstance(following, str) or not following.startswith(self.api_url + "/"):
+                break
+            url = following
+        return sorted(found)
 
     # -- Run Now ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ with the hook's secret); ``X-GitHub-Delivery`` is the delivery id, ``X-GitHub-Ev
 
 from __future__ import annotations
 
+import posixpath
 from urllib.parse import quote, urlencode
 
 from triggers.metadata import PayloadError
@@ -16,11 +17,14 @@ from triggers.providers.base import (
     PAGE_SIZE,
     ZERO_SHA,
     Provider,
+    ProviderError,
     SourceRepository,
     Token,
     commit_info,
+    decoded_file,
     epoch,
     hmac_sha256_matches,
+    is_dockerfile_name,
     person,
     ref_names,
 )
@@ -175,6 +179,30 @@ class GitHub(Provider):
 
     def hook_remove(self, token: str, source: str, hook_id: str) -> None:
         self.api("DELETE", f"{_repo_path(source)}/hooks/{quote(str(hook_id), safe='')}", token, missing_ok=True)
+
+    # -- Dockerfiles ------------------------------------------------------------------------
+
+    def dockerfile_load(self, token: str, source: str, *, path: str, ref: str) -> str | None:
+        query = urlencode({"ref": ref})
+        data = self.api("GET", f"{_repo_path(source)}/contents/{quote(path, safe='/')}?{query}", token, missing_ok=True)
+        return decoded_file(data, self.title)
+
+    def dockerfile_paths(self, token: str, source: str, *, ref: str) -> list[str]:
+        try:
+            data = self.api("GET", f"{_repo_path(source)}/git/trees/{quote(ref, safe='/')}?recursive=1", token)
+        except ProviderError as exc:
+            if exc.status == 409:
+                return []  # GitHub's answer for a repository without commits
+            raise
+        tree = (data or {}).get("tree") or []
+        return sorted(
+            row["path"]
+            for row in tree
+            if isinstance(row, dict)
+            and row.get("type") == "blob"
+            and isinstance(row.get("path"), str)
+            and is_dockerfile_name(posixpath.basename(row["path"]))
+        )
 
     # -- Run Now ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ addressed by its URL-encoded path (``group%2Fsub%2Fproject``). A webhook carries
 from __future__ import annotations
 
 import hmac
+import posixpath
 from urllib.parse import quote, urlencode
 
 from triggers.metadata import PayloadError
@@ -20,7 +21,9 @@ from triggers.providers.base import (
     SourceRepository,
     Token,
     commit_info,
+    decoded_file,
     epoch,
+    is_dockerfile_name,
     person,
     ref_names,
 )
@@ -28,6 +31,9 @@ from triggers.providers.base import (
 SCOPES = "api"
 # Maintainer (40) and Owner (50) may add deploy keys and hooks.
 ADMIN_ACCESS_LEVEL = 40
+# The recursive tree comes in pages of PAGE_SIZE entries; a repository with more files than this
+# many pages hold is listed in part (the Dockerfile path can still be typed in).
+TREE_PAGES_MAX = 20
 
 
 def _project(source: str) -> str:
@@ -188,6 +194,33 @@ class GitLab(Provider):
 
     def hook_remove(self, token: str, source: str, hook_id: str) -> None:
         self.api("DELETE", f"{_project(source)}/hooks/{quote(str(hook_id), safe='')}", token, missing_ok=True)
+
+    # -- Dockerfiles ------------------------------------------------------------------------
+
+    def dockerfile_load(self, token: str, source: str, *, path: str, ref: str) -> str | None:
+        query = urlencode({"ref": ref})
+        data = self.api(
+            "GET", f"{_project(source)}/repository/files/{quote(path, safe='')}?{query}", token, missing_ok=True
+        )
+        return decoded_file(data, self.title)
+
+    def dockerfile_paths(self, token: str, source: str, *, ref: str) -> list[str]:
+        found: list[str] = []
+        for page in range(1, TREE_PAGES_MAX + 1):
+            query = urlencode({"recursive": "true", "ref": ref, "per_page": PAGE_SIZE, "page": page})
+            # A project without commits has no tree: 404, like an unknown ref.
+            rows = self.api("GET", f"{_project(source)}/repository/tree?{query}", token, missing_ok=True) or []
+            found += [
+                row["path"]
+                for row in rows
+                if isinstance(row, dict)
+                and row.get("type") == "blob"
+                and isinstance(row.get("path"), str)
+                and is_dockerfile_name(posixpath.basename(row["path"]))
+            ]
+            if len(rows) < PAGE_SIZE:
+                break
+        return sorted(found)
 
     # -- Run Now ----------------------------------------------------------------------------
 

@@ -208,3 +208,50 @@ class FieldValuesDoc(serializers.Serializer):
     values = serializers.ListField(
         child=serializers.JSONField(), help_text="refs: {kind, name} objects; branch_name and tag_name: names"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Analyze and subdir
+
+
+class AnalyzeInput(serializers.Serializer):
+    config = serializers.DictField(help_text="The trigger config to analyze (the keys of activate's config)")
+
+
+class AnalyzeRobotDoc(serializers.Serializer):
+    name = serializers.CharField(help_text="The robot's full name, namespace+robot")
+    kind = serializers.CharField(help_text="Always user")
+    is_robot = serializers.BooleanField()
+    can_read = serializers.BooleanField(help_text="Whether the robot can already pull the base image")
+
+
+class AnalyzeDoc(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["analyzed", "publicbase", "requiresrobot", "warning", "error", "notimplemented"],
+        help_text="publicbase: no robot needed; requiresrobot: the base image is a private repository here",
+    )
+    message = serializers.CharField(allow_null=True, help_text="Why, for warning, error and notimplemented")
+    namespace = serializers.CharField(allow_null=True, help_text="The base image's namespace (else the trigger's)")
+    name = serializers.CharField(allow_null=True, help_text="The base image's repository, when it is in this registry")
+    robots = AnalyzeRobotDoc(many=True, help_text="The namespace's robots, for its administrators")
+    is_admin = serializers.BooleanField(help_text="Whether the caller administers the trigger's namespace")
+
+
+class SubdirInput(serializers.Serializer):
+    build_source = serializers.CharField(
+        required=False, help_text="The repository to list (default: the trigger's own); also accepted inside config"
+    )
+    config = serializers.DictField(required=False, help_text="A trigger config whose build_source to list")
+
+
+class SubdirDoc(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["success", "error"])
+    message = serializers.CharField(required=False, help_text="Why the listing failed (status error)")
+    dockerfile_paths = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="The Dockerfiles on the default branch, from /"
+    )
+    contextMap = serializers.DictField(  # Quay spells this key so
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For each Dockerfile path, the directories that may be its build context",
+    )

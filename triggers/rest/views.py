@@ -328,3 +328,59 @@ class TriggerFieldValuesView(ApiView):
         body = request.data if isinstance(request.data, dict) else {}
         config = body.get("config", body) if isinstance(body.get("config", body), dict) else {}
         return self._values(request, repository, trigger_uuid, field_name, config or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analyze and subdir
+
+
+class TriggerAnalyzeView(ApiView):
+    """``POST /repository/<r>/trigger/<uuid>/analyze``."""
+
+    required_scopes = {"POST": scopes.REPO_ADMIN}
+    nicknames = {"POST": "analyzeBuildTrigger"}
+
+    @extend_schema(parameters=[s.REPOSITORY, s.TRIGGER_UUID], request=s.AnalyzeInput, responses={200: s.AnalyzeDoc})
+    def post(self, request, repository, trigger_uuid):
+        """Read the Dockerfile the config names from the git provider and say whether its base
+        image needs a pull robot (and which of the namespace's robots can already pull it)."""
+        trigger = _trigger(request, repository, trigger_uuid)
+        data = s.AnalyzeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            answer = services.trigger_analyze(
+                trigger=trigger, principal=principal_of(request), config=data.validated_data["config"]
+            )
+        except services.TriggerError as exc:
+            raise _api_error(exc) from None
+        return Response(answer)
+
+
+class TriggerSubdirView(ApiView):
+    """``POST|GET /repository/<r>/trigger/<uuid>/subdir`` (Quay's is a POST with the config so far
+    as the body; GET lists the trigger's own repository)."""
+
+    required_scopes = {"*": scopes.REPO_ADMIN}
+    nicknames = {"POST": "listBuildTriggerSubdirs", "GET": "getBuildTriggerSubdirs"}
+
+    def _listing(self, request, repository, trigger_uuid, config):
+        trigger = _trigger(request, repository, trigger_uuid)
+        try:
+            answer = services.trigger_dockerfile_paths(trigger=trigger, principal=principal_of(request), config=config)
+        except services.TriggerError as exc:
+            raise _api_error(exc) from None
+        return Response(answer)
+
+    @extend_schema(parameters=[s.REPOSITORY, s.TRIGGER_UUID], responses={200: s.SubdirDoc})
+    def get(self, request, repository, trigger_uuid):
+        """The Dockerfiles on the default branch of the trigger's repository."""
+        return self._listing(request, repository, trigger_uuid, None)
+
+    @extend_schema(parameters=[s.REPOSITORY, s.TRIGGER_UUID], request=s.SubdirInput, responses={200: s.SubdirDoc})
+    def post(self, request, repository, trigger_uuid):
+        """The Dockerfiles (and possible build contexts) of the config's ``build_source``."""
+        body = request.data if isinstance(request.data, dict) else {}
+        config = body.get("config", body)
+        if not isinstance(config, dict):
+            raise InvalidRequest("config must be an object")
+        return self._listing(request, repository, trigger_uuid, config or None)
