@@ -189,8 +189,9 @@ class Bench(Project):
         try:
             if self.options.distributed:
                 backend = self.start_services()
-            self.start()
             try:
+                # Inside the try: a start that fails half-way must not leave workers running.
+                self.start()
                 result = {"latency": self.latency(), "throughput": self.throughput()}
             finally:
                 self.stop_all()

@@ -272,8 +272,9 @@ def _new_storage_name(row: SquashedImage, owner: str) -> str:
 
 
 def _open_cached(row: SquashedImage) -> bool:
-    store = get_squash_store()
-    return bool(row.storage_name) and (store.s3 or store.exists(row.storage_name))
+    # On S3 too (one HEAD, small beside the transfer): a redirect to an object that a lifecycle
+    # rule or a racing eviction removed would send the client to a 404 until the row is evicted.
+    return bool(row.storage_name) and get_squash_store().exists(row.storage_name)
 
 
 def squash_open(*, target: SquashTarget) -> Cached | Streaming:

@@ -8,8 +8,10 @@ os.environ.setdefault("FAST_PASSWORD_HASHER", "1")
 # Many tests try wrong credentials from the test client's one address; the tests of the limit
 # itself lower it again.
 os.environ.setdefault("LOGIN_FAILURES_PER_WINDOW", "1000000")
-# With REDIS_URL set, each pytest-xdist worker keeps its cache keys, Celery queues and channel
-# groups to itself (the live servers the tests start have prefixes of their own).
-os.environ.setdefault("REDIS_KEY_PREFIX", f"pytest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}:")
+# With REDIS_URL set, each test process (pytest-xdist worker) keeps its cache keys, Celery queues
+# and channel groups to itself: their databases number rows alike, so "builder-1" would otherwise
+# be two processes' group. By pid, as Django may be set up before xdist names the worker. (The
+# live servers the tests start have prefixes of their own.)
+os.environ["REDIS_KEY_PREFIX"] = f"pytest-{os.getpid()}:"  # not inherited from the xdist controller
 
 from quay_site.settings import *  # noqa: F403

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import services as account_services
+from accounts.models import Team
 from registry import services as registry_services
 from registry.models import Repository, Role
 from tests.registry_rest.conftest import as_principal
@@ -168,9 +169,12 @@ def test_bad_config_is_an_error_status_and_reads_nothing(ready, provider):
 
 def test_another_admin_may_analyze_the_trigger_repository_only(ready, provider, world):
     setup, trigger = ready
-    root = world.api("superuser")  # administers acme/app, but did not connect the account
+    # charlie joins acme's admin team: an admin of acme/app who did not connect the account.
+    stewards = account_services.team_create(organization=world.acme, name="stewards", role=Team.Role.ADMIN)
+    account_services.team_member_add(team=stewards, user=world.charlie)
+    root = world.api("user")
     body = analyze(root, trigger.uuid, build_source=provider.source).json()
-    assert body["status"] == "requiresrobot"
+    assert (body["status"], body["is_admin"]) == ("requiresrobot", True)
     other = {"github": "acme-corp/docs", "gitlab": "gl-alice/notes", "bitbucket": "acme-ws/legacy"}[provider.service]
     response = analyze(root, trigger.uuid, build_source=other)
     assert response.status_code == 403, response.content
@@ -222,7 +226,7 @@ def test_subdir_of_an_empty_repository(ready, provider):
 
 def test_subdir_provider_failure_is_an_error_status(ready, provider):
     setup, trigger = ready
-    provider.failures[("GET", r".*/(git/trees|repository/tree|src)/.*")] = 502
+    provider.failures[("GET", r".*/(git/trees/.*|repository/tree|src/.*)")] = 502
     body = setup.admin.get(f"{BASE}/{trigger.uuid}/subdir").json()
     assert body["status"] == "error"
     assert "502" in body["message"] and "Injected failure" in body["message"]

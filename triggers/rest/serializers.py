@@ -227,7 +227,7 @@ class AnalyzeRobotDoc(serializers.Serializer):
 
 class AnalyzeDoc(serializers.Serializer):
     status = serializers.ChoiceField(
-        choices=["analyzed", "publicbase", "requiresrobot", "warning", "error", "notimplemented"],
+        choices=["publicbase", "requiresrobot", "warning", "error", "notimplemented"],
         help_text="publicbase: no robot needed; requiresrobot: the base image is a private repository here",
     )
     message = serializers.CharField(allow_null=True, help_text="Why, for warning, error and notimplemented")
