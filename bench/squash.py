@@ -223,8 +223,8 @@ class Bench(Project):
 
     def run(self) -> dict:
         try:
-            self.start()
             try:
+                self.start()  # inside: a start that fails half-way must not leave the server running
                 layers, tar_bytes = self.push_image()
                 baseline = []
                 for _ in range(self.options.runs):
