@@ -66,19 +66,20 @@ def scanning_enabled() -> bool:
 def scan_queue(*, manifest: Manifest) -> ManifestScan | None:
     """Record that ``manifest`` waits for its scan and queue the task once the push commits.
 
-    Called by ``registry.services.manifest_put`` inside its transaction for a new manifest.
+    Called by ``registry.services.manifest_put`` inside its transaction, for a manifest it has
+    just created.
     Artifacts (Helm charts, signatures...) are marked unsupported at once: they have no layers
     to index. The queued row is what the sweeper finds again if the task is lost.
     """
     if not scanning_enabled():
         return None
     supported = manifest.is_index or manifest.config_media_type in IMAGE_CONFIG_TYPES
-    scan, _ = ManifestScan.objects.update_or_create(
+    # The manifest row was made in this same transaction, so it has no scan yet: one INSERT on
+    # the push path, no look-up first.
+    scan = ManifestScan.objects.create(
         manifest=manifest,
-        defaults={
-            "status": ManifestScan.Status.QUEUED if supported else ManifestScan.Status.UNSUPPORTED,
-            "error": "" if supported else "not a container image (an artifact has no layers to index)",
-        },
+        status=ManifestScan.Status.QUEUED if supported else ManifestScan.Status.UNSUPPORTED,
+        error="" if supported else "not a container image (an artifact has no layers to index)",
     )
     if supported:
         manifest_id = manifest.pk
