@@ -36,6 +36,9 @@ CHUNK = 1024 * 1024
 TAR_OVERHEAD_PER_ENTRY = 1024
 TAR_OVERHEAD_FIXED = 64 * 1024
 MAX_SYMLINK_TARGET = 4096
+# What the file system takes: longer names would fail with ENAMETOOLONG half-way through.
+MAX_NAME_COMPONENT_BYTES = 255
+MAX_NAME_BYTES = 3072
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,10 @@ def _safe_name(raw: str, *, what: str = "entry") -> str:
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise JobError(PACKAGE, f"The build package has an {what} that leaves the package with '..': {raw!r}.")
-    return "/".join(parts)
+    name = "/".join(parts)
+    if len(os.fsencode(name)) > MAX_NAME_BYTES or any(len(os.fsencode(p)) > MAX_NAME_COMPONENT_BYTES for p in parts):
+        raise JobError(PACKAGE, f"The build package has an {what} with an overlong name: {raw[:100]!r}...")
+    return name
 
 
 def _within(path: str, root: str) -> bool:
@@ -222,6 +228,8 @@ class _Writer:
             raise JobError(
                 PACKAGE, f"The hard link {name!r} must point to a file earlier in the package: {link_target!r}."
             )
+        if source_name == name:
+            return  # a link to itself: the file is already there
         target = self._parent(name) / name.rsplit("/", 1)[-1]
         self._free(target, name)
         os.link(source, target, follow_symlinks=False)
@@ -315,7 +323,8 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, writer: _Writer) -> 
     name = _safe_name(info.filename)
     unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
     file_type = stat.S_IFMT(unix_mode)
-    if info.is_dir() or file_type == stat.S_IFDIR:
+    # Not ZipInfo.is_dir(): it raises IndexError on an entry with an empty name.
+    if info.filename.endswith("/") or file_type == stat.S_IFDIR:
         writer.add_dir(name, unix_mode & 0o777 or 0o755)
     elif file_type == stat.S_IFLNK:
         if info.file_size > MAX_SYMLINK_TARGET:
@@ -392,7 +401,10 @@ def parse_dockerignore(text: str) -> list[tuple[bool, re.Pattern]]:
         cleaned = posixpath.normpath(line).lstrip("/")
         if cleaned in ("", "."):
             continue
-        patterns.append((negated, _pattern_regex(cleaned)))
+        try:
+            patterns.append((negated, _pattern_regex(cleaned)))
+        except re.error as exc:
+            raise JobError(PACKAGE, f"The context's .dockerignore has an invalid pattern {line!r}: {exc}.") from None
     return patterns
 
 

@@ -101,6 +101,9 @@ def parse_config(argv: list[str] | None = None) -> Config:
     parser.add_argument("--log-level", default=env.get("BUILDER_LOG_LEVEL", "INFO"), help="(BUILDER_LOG_LEVEL)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # websockets logs every frame at DEBUG, and frames carry the registration secret and the jobs'
+    # registry tokens: never below INFO.
+    logging.getLogger("websockets").setLevel(max(logging.getLogger().level, logging.INFO))
     if not args.server:
         parser.error("SERVER (or --server) is required")
     if args.secret_file:

@@ -15,10 +15,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from builds.routing import websocket_urlpatterns  # noqa: E402
+from quay_site.request_id import RequestIdASGIMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        # One request id per websocket connection, in every line its consumer logs.
+        "websocket": RequestIdASGIMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

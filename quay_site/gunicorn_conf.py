@@ -23,9 +23,20 @@ keepalive = 30
 # setting (even True) as --no-sendfile, which would copy every blob through Python.
 accesslog = "-" if os.environ.get("ACCESS_LOG", "") == "1" else None
 errorlog = "-"
+# Both logs with the request id and secret redaction, as JSON lines with LOG_FORMAT=json.
+logger_class = "quay_site.gunicorn_logging.GunicornLogger"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms rid=%({x-request-id}o)s'
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Let the registry see the client's address when behind the bundled nginx config.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket has one default path per user ($HOME/.gunicorn/gunicorn.ctl): every
 # other server on the machine (tests start several) would unlink and take over the same socket.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker exited: drop its live gauges from the metrics directory (its counters stay in
+    the totals). The directory is set by `manage.py serve` (observability/processes.py)."""
+    from observability.processes import mark_process_dead
+
+    mark_process_dead(worker.pid)

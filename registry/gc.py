@@ -48,12 +48,17 @@ Whatever a pass could not take (a locked row, a failed batch) stays for the next
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
+import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -61,6 +66,7 @@ from django.db.models import CASCADE, Exists, F, ManyToOneRel, OuterRef, Q, Quer
 from django.utils import timezone
 
 from accounts.models import Namespace
+from observability import metrics
 from registry.locks import digest_lock
 from registry.models import (
     Blob,
@@ -107,6 +113,49 @@ def pull_refresh_before(now: datetime) -> datetime | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Pausing: a backup copies storage after dumping the database, and no pass may delete bytes that
+# the dump's rows name meanwhile. Passes hold this lock shared (they never wait for each other);
+# a backup holds it exclusively, waiting for running passes, and passes starting then skip.
+
+_PG_PAUSE_LOCK = (0x6763, 0)  # "gc": another class than registry.locks' digest locks
+
+
+@contextmanager
+def collection_lock(*, exclusive: bool) -> Iterator[bool]:
+    """Shared (a pass: never waits, yields whether it may run) or exclusive (a backup: waits)."""
+    if connection.vendor == "postgresql":
+        function = "pg_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {function}(%s, %s)", list(_PG_PAUSE_LOCK))
+            acquired = exclusive or bool(cursor.fetchone()[0])
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                unlock = "pg_advisory_unlock" if exclusive else "pg_advisory_unlock_shared"
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SELECT {unlock}(%s, %s)", list(_PG_PAUSE_LOCK))
+        return
+    directory = Path(settings.STORAGE_DIR) / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "gc-pause.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH | fcntl.LOCK_NB)
+            acquired = True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            acquired = False
+        yield acquired
+    finally:
+        os.close(fd)
+
+
+PAUSED = "paused: a backup is running"
+
+
+# ---------------------------------------------------------------------------------------------
 # Passes
 
 
@@ -122,6 +171,15 @@ def gc_run(
     cutoff = now - grace_period()
     run = GarbageCollectionRun.objects.create(trigger=trigger, repository=repository)
     clock = time.monotonic()
+    with collection_lock(exclusive=False) as running:
+        if not running:
+            run.error = PAUSED
+            return _finish(run, clock)
+        _pass(run, now, cutoff, repository)
+    return _finish(run, clock)
+
+
+def _pass(run: GarbageCollectionRun, now: datetime, cutoff: datetime, repository: Repository | None) -> None:
     try:
         run.tags_expired = _expire_tags(now, repository)
         run.tags_dropped = _drop_tags_past_window(now, repository)
@@ -136,7 +194,6 @@ def gc_run(
     except Exception as exc:
         logger.exception("garbage collection failed")
         run.error = f"{type(exc).__name__}: {exc}"
-    return _finish(run, clock)
 
 
 def gc_after_repository_delete(*, blob_ids: Iterable[int]) -> GarbageCollectionRun:
@@ -148,11 +205,16 @@ def gc_after_repository_delete(*, blob_ids: Iterable[int]) -> GarbageCollectionR
     """
     run = GarbageCollectionRun.objects.create(trigger=GarbageCollectionRun.Trigger.REPOSITORY_DELETE)
     clock = time.monotonic()
-    try:
-        run.blobs_deleted, run.bytes_freed = _delete_blobs(None, set(blob_ids))
-    except Exception as exc:
-        logger.exception("garbage collection after a repository delete failed")
-        run.error = f"{type(exc).__name__}: {exc}"
+    with collection_lock(exclusive=False) as running:
+        if not running:
+            # The blobs stay orphans, which the next whole-registry pass collects.
+            run.error = PAUSED
+            return _finish(run, clock)
+        try:
+            run.blobs_deleted, run.bytes_freed = _delete_blobs(None, set(blob_ids))
+        except Exception as exc:
+            logger.exception("garbage collection after a repository delete failed")
+            run.error = f"{type(exc).__name__}: {exc}"
     return _finish(run, clock)
 
 
@@ -174,6 +236,9 @@ def _finish(run: GarbageCollectionRun, clock: float) -> GarbageCollectionRun:
         run.uploads_cleaned,
         time.monotonic() - clock,
         f"; stopped by {run.error}" if run.error else "",
+    )
+    metrics.gc_finished(
+        trigger=run.trigger, bytes_freed=run.bytes_freed, blobs_deleted=run.blobs_deleted, failed=bool(run.error)
     )
     return run
 
@@ -504,3 +569,97 @@ def _session_exists(upload_id: str) -> bool:
     except ValueError:
         return False
     return UploadSession.objects.filter(pk=session_id).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry run
+
+
+def gc_preview(*, repository: Repository | None = None, now: datetime | None = None) -> GarbageCollectionRun:
+    """What a pass now would remove, computed from the rows without changing any (an unsaved run).
+
+    The same rules as the steps above, applied to sets in memory (manifests in rounds, as the
+    pass frees parents and subjects); pushes and pulls meanwhile can make the real pass differ.
+    Squashed tarballs of collected manifests are not counted in ``bytes_freed``.
+    """
+    now = now or timezone.now()
+    cutoff = now - grace_period()
+    run = GarbageCollectionRun(trigger=GarbageCollectionRun.Trigger.COMMAND, repository=repository, started=now)
+
+    def scoped(rows: QuerySet) -> QuerySet:
+        return rows.filter(repository=repository) if repository is not None else rows
+
+    # 1 and 2: tags. An expiring row ends at its expiration, then may be past its window.
+    expiring = scoped(Tag.objects.filter(lifetime_end__isnull=True, expiration__lte=now))
+    run.tags_expired = expiring.count()
+    dropped = set(scoped(Tag.objects.filter(_past_window(now))).values_list("pk", flat=True))
+    for pk, hidden, purged, expiration, window in expiring.values_list(
+        "pk", "hidden", "purged", "expiration", "repository__namespace__time_machine_seconds"
+    ):
+        if hidden or purged or expiration <= now - timedelta(seconds=window):
+            dropped.add(pk)
+    run.tags_dropped = len(dropped)
+
+    # 3: manifests, in rounds.
+    tagged = {m for pk, m in Tag.objects.values_list("pk", "manifest_id") if pk not in dropped}
+    manifests = {
+        pk: (repo_id, digest, subject, created)
+        for pk, repo_id, digest, subject, created in Manifest.objects.values_list(
+            "pk", "repository_id", "digest", "subject_digest", "created"
+        )
+    }
+    parents_of: dict[int, set[int]] = {}
+    for parent, child in ManifestChild.objects.values_list("manifest_id", "child_id"):
+        parents_of.setdefault(child, set()).add(parent)
+    alive = set(manifests)
+    deleted: set[int] = set()
+    while True:
+        stored = {(manifests[pk][0], manifests[pk][1]) for pk in alive}
+        doomed = {
+            pk
+            for pk in alive
+            if (repository is None or manifests[pk][0] == repository.pk)
+            and manifests[pk][3] < cutoff
+            and pk not in tagged
+            and not (parents_of.get(pk, set()) & alive)
+            and (manifests[pk][0], manifests[pk][2]) not in stored
+        }
+        if not doomed:
+            break
+        alive -= doomed
+        deleted |= doomed
+    run.manifests_deleted = len(deleted)
+
+    # 4 and 5: links, then blobs.
+    referenced = {}  # blob -> repositories whose remaining manifests refer to it
+    for manifest_id, blob_id in ManifestBlob.objects.values_list("manifest_id", "blob_id"):
+        if manifest_id in alive:
+            referenced.setdefault(blob_id, set()).add(manifests[manifest_id][0])
+    links = scoped(RepositoryBlob.objects.all()).values_list("repository_id", "blob_id", "linked")
+    unlinked = {
+        (repo_id, blob_id)
+        for repo_id, blob_id, linked in links
+        if linked < cutoff and repo_id not in referenced.get(blob_id, set())
+    }
+    run.blob_links_deleted = len(unlinked)
+    still_linked = {
+        blob_id
+        for repo_id, blob_id in RepositoryBlob.objects.values_list("repository_id", "blob_id")
+        if (repo_id, blob_id) not in unlinked
+    }
+    candidates = Blob.objects.filter(created__lt=cutoff)
+    if repository is not None:
+        candidates = candidates.filter(pk__in={blob_id for _, blob_id in unlinked})
+    for blob_id, size in candidates.values_list("pk", "size"):
+        if blob_id not in still_linked and blob_id not in referenced:
+            run.blobs_deleted += 1
+            run.bytes_freed += size
+
+    # 6: uploads (stray files only in a whole-registry pass).
+    run.uploads_cleaned = scoped(UploadSession.objects.filter(expires__lt=now)).count()
+    if repository is None:
+        before = min(now - grace_period(), now - STRAY_UPLOAD_MIN_AGE)
+        stray = get_blob_store().upload_ids_written_before(before)
+        run.uploads_cleaned += sum(1 for upload_id in stray if not _session_exists(upload_id))
+    run.finished = timezone.now()
+    return run

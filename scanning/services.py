@@ -862,8 +862,14 @@ def _rematch(keys: set[tuple[str, str]], raised: set[int], record: AdvisoryImpor
     record.events_emitted += emitted
 
 
+# Where an uploaded OSV file waits for its import: under the web machine's DATA_DIR on the embedded
+# default; with S3 storage in the bucket (this prefix in ``upload_path``), since the worker that
+# imports it may run on another machine (README: Distributed mode).
+_BUCKET_UPLOAD = "s3:"
+
+
 def advisory_upload_queue(*, uploaded, name: str) -> AdvisoryImport:
-    """Keep an uploaded OSV file (admin) under DATA_DIR and queue its import."""
+    """Keep an uploaded OSV file (admin) where a worker finds it, and queue its import."""
     directory = os.path.join(settings.DATA_DIR, "osv-uploads")
     os.makedirs(directory, exist_ok=True)
     suffix = ".zip" if name.lower().endswith(".zip") else ".json"
@@ -871,10 +877,21 @@ def advisory_upload_queue(*, uploaded, name: str) -> AdvisoryImport:
     with open(path, "wb") as f:
         for chunk in uploaded.chunks():
             f.write(chunk)
+    if settings.STORAGE_BACKEND == "s3":
+        key = f"osv-uploads/{os.path.basename(path)}"
+        try:
+            _upload_bucket().Object(key).upload_file(path)
+        finally:
+            os.unlink(path)
+        path = _BUCKET_UPLOAD + key
     record = AdvisoryImport.objects.create(source=f"upload: {os.path.basename(name)}"[:1024], upload_path=path)
     record_id = record.pk
     transaction.on_commit(lambda: _queue_import(record_id))
     return record
+
+
+def _upload_bucket():
+    return get_blob_store().storage.bucket
 
 
 def _queue_import(record_id: int) -> None:
@@ -894,10 +911,25 @@ def advisory_upload_import(*, import_id: int) -> AdvisoryImport | None:
     if not updated:
         return None  # already taken by another run of the task
     record = AdvisoryImport.objects.get(pk=import_id)
+    path, key = record.upload_path, None
     try:
-        return advisories_import(path=record.upload_path, source=record.source, record=record)
+        if path.startswith(_BUCKET_UPLOAD):
+            # Fetched to this worker's own DATA_DIR first: the OSV reader takes a local file.
+            key = path[len(_BUCKET_UPLOAD) :]
+            path = os.path.join(settings.DATA_DIR, "osv-uploads", os.path.basename(key))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                _upload_bucket().Object(key).download_file(path)
+            except Exception as exc:  # recorded for the admin page, like an unreadable file
+                record.state, record.error = AdvisoryImport.State.FAILED, f"cannot read {key} from the bucket: {exc}"
+                record.finished = timezone.now()
+                record.save()
+                return record
+        return advisories_import(path=path, source=record.source, record=record)
     finally:
-        if record.upload_path and os.path.exists(record.upload_path):
-            os.unlink(record.upload_path)
-        if record.upload_path and os.path.isdir(record.upload_path):
-            shutil.rmtree(record.upload_path, ignore_errors=True)
+        if path and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path and os.path.exists(path):
+            os.unlink(path)
+        if key is not None:
+            _upload_bucket().Object(key).delete()

@@ -13,6 +13,9 @@ from registry.storage import get_blob_store
 
 PASSWORD = "password-123"
 
+# Every log line of the run is kept and checked for secrets at the end (tests/logs/plugin.py).
+pytest_plugins = ["tests.logs.plugin"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_blob_store(settings, tmp_path):

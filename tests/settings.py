@@ -15,3 +15,7 @@ os.environ.setdefault("LOGIN_FAILURES_PER_WINDOW", "1000000")
 os.environ["REDIS_KEY_PREFIX"] = f"pytest-{os.getpid()}:"  # not inherited from the xdist controller
 
 from quay_site.settings import *  # noqa: F403
+
+# Each test process counts its metrics in a directory of its own (the suite's DATA_DIR is shared
+# by the xdist workers), so a test reading /metrics sees only the requests of its own process.
+METRICS_DIR = tempfile.mkdtemp(prefix="quay-metrics-")

@@ -26,6 +26,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--repository", metavar="NAMESPACE/NAME", help="Collect in this repository only.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Report what a pass would remove now; remove nothing."
+        )
 
     def handle(self, *args, **options):
         repository = None
@@ -36,9 +39,14 @@ class Command(BaseCommand):
                 repository = None
             if repository is None:
                 raise CommandError(f"No repository {options['repository']}")
-        run = gc.gc_run(trigger=GarbageCollectionRun.Trigger.COMMAND, repository=repository)
+        scope = f" of {repository.full_name}" if repository else ""
+        if options["dry_run"]:
+            run = gc.gc_preview(repository=repository)
+            self.stdout.write(f"Garbage collection{scope}, dry run (nothing removed); a pass now would take:")
+        else:
+            run = gc.gc_run(trigger=GarbageCollectionRun.Trigger.COMMAND, repository=repository)
+            self.stdout.write(f"Garbage collection{scope} (run {run.pk}):")
         seconds = (run.finished - run.started).total_seconds()
-        self.stdout.write(f"Garbage collection{f' of {repository.full_name}' if repository else ''} (run {run.pk}):")
         for label, value in (
             ("tags expired", run.tags_expired),
             ("tags dropped", run.tags_dropped),

@@ -21,6 +21,7 @@ from accounts.models import User
 from accounts.services import user_create
 from builds import selectors as build_selectors
 from builds import services as build_services
+from observability.processes import remove_dead_process_files
 from registry.tokens import signing_key
 
 
@@ -37,6 +38,10 @@ class Command(BaseCommand):
         self._ensure_superuser()
         # Create the token signing key before the workers fork, so they all read one key.
         signing_key()
+        # Every process started here writes its metrics into one directory (and gunicorn's
+        # master cleans up after its workers there); what the previous run left goes first.
+        remove_dead_process_files(settings.METRICS_DIR)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.METRICS_DIR)
         python = sys.executable
         host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
         commands = {

@@ -1,0 +1,1 @@
+"""Health endpoints (/health/instance, /health/endtoend) and Prometheus metrics (/metrics)."""
