@@ -1,7 +1,9 @@
 """Secret handling shared by every app: random tokens, hashing, and reversible encryption.
 
-Fernet (AES-128-CBC + HMAC) from ``cryptography`` encrypts the secrets Quay shows again
-(robot tokens); everything that is only ever compared is stored as a SHA-256 digest.
+Fernet (AES-128-CBC + HMAC) from ``cryptography`` encrypts the secrets that must be read back
+(robot tokens, webhook secrets, SSH private keys, OAuth client secrets); MultiFernet lets the key
+rotate. Everything that is only ever compared is stored as a SHA-256 digest (random tokens of 64
+characters need no key stretching) and compared in constant time.
 """
 
 import base64
@@ -10,7 +12,7 @@ import hmac
 import secrets
 from functools import lru_cache
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -30,16 +32,41 @@ def token_hash_matches(token: str, expected_hash: str) -> bool:
     return hmac.compare_digest(token_hash(token), expected_hash)
 
 
+def _derived_key() -> bytes:
+    # Derive a dedicated key so the raw SECRET_KEY is never used as a cipher key.
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"field-encryption").derive(
+        settings.SECRET_KEY.encode()
+    )
+    return base64.urlsafe_b64encode(derived)
+
+
+def configured_keys() -> list[bytes]:
+    """The Fernet keys in order of preference: the first encrypts, every one decrypts.
+
+    FIELD_ENCRYPTION_KEYS lists them newest first (rotation: put a new key in front, run
+    ``manage.py rotate_encryption_keys``, then drop the old one); FIELD_ENCRYPTION_KEY is the
+    one-key form. With neither set, the key derived from SECRET_KEY is used. The derived key also
+    stays last for decryption while explicit keys are set, so that an installation that starts
+    from the default can move to its own keys with one rotation.
+    """
+    keys = [k.strip().encode() for k in getattr(settings, "FIELD_ENCRYPTION_KEYS", []) if k.strip()]
+    single = getattr(settings, "FIELD_ENCRYPTION_KEY", "")
+    if single and single.encode() not in keys:
+        keys.append(single.encode())
+    derived = _derived_key()
+    if derived not in keys:
+        keys.append(derived)
+    return keys
+
+
 @lru_cache(maxsize=1)
-def _fernet() -> Fernet:
-    key = getattr(settings, "FIELD_ENCRYPTION_KEY", "")
-    if not key:
-        # Derive a dedicated key so the raw SECRET_KEY is never used as a cipher key.
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"field-encryption").derive(
-            settings.SECRET_KEY.encode()
-        )
-        key = base64.urlsafe_b64encode(derived)
-    return Fernet(key)
+def _fernet() -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in configured_keys()])
+
+
+def reset_keys() -> None:
+    """Forget the cached keys (after the settings changed: tests, the rotation command)."""
+    _fernet.cache_clear()
 
 
 def encrypt(value: str) -> str:
@@ -48,3 +75,8 @@ def encrypt(value: str) -> str:
 
 def decrypt(value: str) -> str:
     return _fernet().decrypt(value.encode()).decode()
+
+
+def reencrypt(value: str) -> str:
+    """``value`` encrypted under the current first key (whatever key it was encrypted with)."""
+    return _fernet().rotate(value.encode()).decode()

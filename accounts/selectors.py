@@ -14,7 +14,8 @@ from accounts import crypto
 from accounts.models import AppToken, Namespace, Robot, Team, TeamMember, User
 
 # Container clients send the password on every token request (a push of one image can ask for
-# several tokens), and Django's PBKDF2 costs about half a second of CPU per check. A successful
+# several tokens), and a password check (Argon2id, memory-hard by design) costs 0.1 s or more of CPU
+# and 100 MiB of memory. A successful
 # check is remembered for a few minutes under an HMAC of the stored hash and the password given:
 # the same password against the same stored hash skips the slow hash; a changed password (new
 # stored hash) or a wrong one always takes the full check, so no guess gets cheaper.

@@ -14,7 +14,8 @@ from accounts import crypto
 from accounts.models import AppToken, Namespace, Robot, Team, TeamMember, User
 
 # Namespace names are repository path components (the OCI grammar) of 2-255 characters.
-NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+# \Z, not $ ("$" matches before a trailing newline); robot names are checked with fullmatch.
+NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 ROBOT_SHORT_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 ROBOT_TOKEN_LENGTH = 64
 APP_TOKEN_LENGTH = 60
@@ -68,7 +69,7 @@ def organization_create(*, name: str, creator: User, email: str = "") -> Namespa
 def team_create(*, organization: Namespace, name: str, role: str = Team.Role.MEMBER, description: str = "") -> Team:
     if not organization.is_organization:
         raise ValidationError("Teams belong to organizations", code="not_organization")
-    if not ROBOT_SHORT_RE.match(name):
+    if len(name) > 255 or not ROBOT_SHORT_RE.fullmatch(name):  # 255: the column's length
         raise ValidationError(f"Invalid team name {name!r}", code="invalid_team")
     return Team.objects.create(organization=organization, name=name, role=role, description=description)
 
@@ -81,7 +82,7 @@ def team_member_add(*, team: Team, user: User) -> TeamMember:
 @transaction.atomic
 def robot_create(*, namespace: Namespace, short_name: str, description: str = "") -> tuple[User, str]:
     """Create ``<namespace>+<short_name>`` and return it with its token (shown to admins)."""
-    if not (2 <= len(short_name) <= 255) or not ROBOT_SHORT_RE.match(short_name):
+    if not (2 <= len(short_name) <= 255) or not ROBOT_SHORT_RE.fullmatch(short_name):
         raise ValidationError(
             f"Invalid robot name {short_name!r}: 2-255 characters matching {ROBOT_SHORT_RE.pattern}",
             code="invalid_robot",

@@ -33,6 +33,7 @@ from builds import packages, selectors, wakeup
 from builds.models import FINAL_PHASES, Build, BuildLogEntry, BuildWorker, Phase
 from builds.services import build_event_emit
 from notifications import events as notification_events
+from quay_site.faults import pause
 from registry.models import RepositoryAccessToken, Role
 from triggers import selectors as trigger_selectors
 from triggers import services as trigger_services
@@ -57,7 +58,7 @@ ARCHIVE_BATCH = 50
 
 # buildah prints "STEP 2/3: RUN make", docker "Step 2/3 : RUN make".
 _STEP_RE = re.compile(r"^(?:STEP|Step) (\d+)/(\d+) ?:")
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z")
 
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ def _assign_one() -> Assignment | None:
             build.status = {}
             build.save(update_fields=["phase", "worker", "attempts", "last_heartbeat", "status"])
             _append_phase_entry(build, Phase.BUILD_SCHEDULED, {"attempt": build.attempts})
+            pause("build.claimed")  # tests/faults: claim written, not committed
             _set_worker_state(worker)
             _after_commit_wake(worker=worker, build=build)
             return Assignment(build=build, worker=worker)

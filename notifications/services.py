@@ -39,6 +39,8 @@ from notifications.models import (
     RepositoryNotification,
     UserNotification,
 )
+from observability import metrics
+from quay_site.faults import pause
 from registry.models import Repository, UsageLog
 from registry.permissions import Principal
 from registry.usage import log_action
@@ -352,7 +354,10 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
         log.exception("notification delivery %s failed unexpectedly", delivery.uuid)
         error, status_code, excerpt = DeliveryError(f"Internal error: {type(exc).__name__}"), None, ""
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _record_outcome(delivery, token, now, duration_ms, error, status_code, excerpt)
+    pause("delivery.sent")  # tests/faults: the receiver has answered, the outcome is not recorded
+    state = _record_outcome(delivery, token, now, duration_ms, error, status_code, excerpt)
+    metrics.notification_delivery(notification.method, state)
+    return state
 
 
 def _record_outcome(

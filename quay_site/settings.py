@@ -11,6 +11,9 @@ import secrets
 from pathlib import Path
 
 import environ
+from kombu import Exchange, Queue
+
+from quay_site import logs as quay_logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,7 +44,11 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-# Fernet key for secrets stored encrypted (robot tokens); derived from SECRET_KEY when unset.
+# Fernet keys for secrets stored encrypted (robot tokens, webhook secrets, SSH keys, OAuth client
+# secrets): FIELD_ENCRYPTION_KEYS newest first (the first encrypts, all decrypt: key rotation with
+# `manage.py rotate_encryption_keys`), FIELD_ENCRYPTION_KEY the one-key form; derived from
+# SECRET_KEY when neither is set (accounts/crypto.py).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
@@ -50,6 +57,25 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Public host name used in token realms, docker_url and links; empty means "the Host header".
 SERVER_HOSTNAME = env.str("SERVER_HOSTNAME", default="")
 PREFERRED_URL_SCHEME = env.str("PREFERRED_URL_SCHEME", default="")
+
+# Cookies behind TLS: with PREFERRED_URL_SCHEME=https (or SECURE_COOKIES=true) the session and CSRF
+# cookies are sent over HTTPS only. Both are HttpOnly-or-unneeded-by-scripts and SameSite=Lax; the
+# CSRF token reaches the page through the form or GET /csrf_token, never from a script reading the
+# cookie. gunicorn already turns a trusted proxy's X-Forwarded-Proto into the request's scheme
+# (FORWARDED_ALLOW_IPS), so request.is_secure() is right behind nginx.
+SECURE_COOKIES = env.bool("SECURE_COOKIES", default=PREFERRED_URL_SCHEME == "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# Strict-Transport-Security on HTTPS responses; off unless asked for (it binds browsers to HTTPS
+# for this long, so an operator turns it on once TLS is settled).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+# Sent on every response by SecurityMiddleware and XFrameOptionsMiddleware (and by the /v2/ fast
+# path, which skips them: registry/middleware.py).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -73,9 +99,15 @@ INSTALLED_APPS = [
     # The web UI: server-rendered pages, htmx (served from django-htmx's static files).
     "django_htmx",
     "ui",
+    # /health/instance, /health/endtoend and Prometheus /metrics (observability/).
+    "observability",
 ]
 
 MIDDLEWARE = [
+    # Before all: every later line logged for the request carries its id (quay_site/request_id.py).
+    "quay_site.request_id.RequestIdMiddleware",
+    # Counts and times every request (by route name), /v2/ included: before the fast path.
+    "observability.middleware.MetricsMiddleware",
     # First: answers /v2/ (token-authenticated registry API) without the rest of the stack.
     "registry.middleware.RegistryFastPathMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -117,7 +149,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
     # two processes never deadlock upgrading read locks; the timeout waits out short writes.
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
+        # How long a write waits for the lock before failing (503 UNAVAILABLE on /v2/).
+        "timeout": env.float("SQLITE_BUSY_TIMEOUT_SECONDS", default=30.0),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
@@ -129,8 +162,15 @@ AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Argon2id (memory-hard) for new passwords; the PBKDF2 hashers stay so that older hashes still
+# verify, and Django re-hashes such a password with Argon2 at its next successful check.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 if env.bool("FAST_PASSWORD_HASHER", default=False):
-    # Only for the test suite: PBKDF2 at Django's default cost takes ~0.5 s per check.
+    # Only for the test suite: a memory-hard hash per created user would dominate its run time.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -155,7 +195,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The server image collects static files at build time into its own STATIC_ROOT (deploy/server).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "static")))
 
 # Storage of blob bytes: "filesystem" (under DATA_DIR/storage) or "s3" (django-storages).
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="filesystem")
@@ -233,9 +274,8 @@ LOGIN_REDIRECT_URL = "ui:repository-list"
 CSRF_FAILURE_VIEW = "ui.views.base.csrf_failure"
 # Content-Security-Policy (django-csp) on every response: scripts and styles only from our own
 # static files, no inline code, no plugins, no framing. Swagger UI (/api/v1/docs/) styles itself
-# inline, so that one page goes without.
+# inline, so that one page adds 'unsafe-inline' styles (quay_site/urls.py), scripts stay 'self'.
 CONTENT_SECURITY_POLICY = {
-    "EXCLUDE_URL_PREFIXES": ["/api/v1/docs/"],
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
@@ -272,6 +312,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Queues by kind of work. A worker started without -Q consumes every queue listed here, taking
+# from them in turn: a build dispatch or a webhook delivery is then picked up within one task's
+# time even when thousands of security-indexing tasks wait in the default queue (measured with
+# bench.load: one worker under sustained pushes left builds 171 s from request to `building`).
+# Each queue its own routing key: queues sharing one would each get a copy of every message.
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("celery", "builds", "notifications"))
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {"builds.*": {"queue": "builds"}, "notifications.*": {"queue": "notifications"}}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Periodic tasks (celery beat, which `manage.py serve` runs inside its worker). A run that waited
 # longer than the interval (no worker) is dropped rather than piled up behind the next one.
@@ -287,6 +335,15 @@ CELERY_BEAT_SCHEDULE = (
     else {}
 )
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# Prometheus metrics (observability/): each process of the machine (gunicorn workers, Celery)
+# writes its counts into files in METRICS_DIR, and /metrics adds them up. /metrics answers only
+# clients in METRICS_ALLOWED_NETWORKS (CIDRs); the health endpoints are public.
+METRICS_DIR = Path(env.str("METRICS_DIR", default=str(DATA_DIR / "run" / "prometheus")))
+METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(cidr.strip(), strict=False)
+    for cidr in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+]
 
 # Outbound HTTP (quay_site/outbound.py: webhooks, chat messages, and later builds and triggers).
 # Only public addresses are reached unless the operator opens networks here (CIDRs, comma-separated).
@@ -352,15 +409,23 @@ EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="registry@localhost")
 
+# LOG_FORMAT: `text` lines or `json` objects, each with the request id; every handler redacts
+# credential-shaped text (quay_site/logs.py, README: Logs).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    **quay_logs.handler_settings(LOG_FORMAT),
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "default", "filters": ["request_id", "redact"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django logs every 4xx as a warning; on /v2/ a 404 is ordinary protocol (a client asks
     # whether a blob exists before uploading it), and 401 starts every token handshake. Server
     # errors are still logged; client errors are in the access log when it is on.
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # At DEBUG, urllib3 logs each outbound request's URL (some webhook URLs, Slack's, are the
+    # secret) and websockets each frame, cut short where redaction no longer sees the key names.
+    "loggers": {"django.request": {"level": "ERROR"}, "urllib3": {"level": "INFO"}, "websockets": {"level": "INFO"}},
 }
 
 # Dockerfile builds (builds/, docs/BUILDS.md). FEATURE_BUILD_SUPPORT and BUILDER_REGISTRATION_SECRET,

@@ -1,3 +1,4 @@
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -10,7 +11,12 @@ urlpatterns = [
     path("v2/", include("registry.api.urls")),
     path("api/v1/openapi.json", SpectacularJSONAPIView.as_view(), name="api-schema"),
     # The split view loads its start-up script from a URL instead of inlining it (CSP-friendly).
-    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI sets inline styles: this page alone allows them (scripts stay our own files).
+    path(
+        "api/v1/docs/",
+        csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
     path("api/v1/", include("accounts.rest.urls")),
     # Before registry.rest.urls, whose last route would take the .../notification/... paths.
     path("api/v1/", include("notifications.rest.urls")),
@@ -32,6 +38,8 @@ urlpatterns = [
     path("", include("builds.urls")),
     # Squashed image downloads: /c1/squash/<namespace>/<repository>/<tag>.
     path("", include("squash.urls")),
+    # /health/instance, /health/endtoend (Quay's paths) and the Prometheus /metrics.
+    path("", include("observability.urls")),
     # The web UI last: its pages live at the root ("/" is the repository list).
     path("", include("ui.urls")),
 ]

@@ -41,6 +41,9 @@ Denied = _error("Denied", "DENIED", 403, "requested access to the resource is de
 Unsupported = _error("Unsupported", "UNSUPPORTED", 400, "the operation is unsupported")
 MethodNotAllowed = _error("MethodNotAllowed", "UNSUPPORTED", 405, "the method is not allowed here")
 TooManyRequests = _error("TooManyRequests", "TOOMANYREQUESTS", 429, "too many requests")
+# Storage or the database failed (a full disk, S3 answering errors, a dropped connection): nothing
+# was stored, and the same request may succeed later. Distribution's code for it.
+Unavailable = _error("Unavailable", "UNAVAILABLE", 503, "service unavailable: storage or database error, try again")
 
 
 class ManifestTooLarge(RegistryError):

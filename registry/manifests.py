@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from registry import errors, names
@@ -28,6 +29,11 @@ FOREIGN_LAYER_TYPES = {
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 }
+# RFC 6838 type/subtype, as the image spec requires of mediaType and artifactType: also what
+# keeps NUL and overlong text out of the database columns they land in.
+MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+# Sizes are stored in 64-bit signed columns.
+MAX_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,11 @@ def _descriptor(value, what: str, *, child: bool = False) -> Descriptor:
     size = value.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise errors.ManifestInvalid({"reason": f"{what} has no mediaType"})
+    if not MEDIA_TYPE_RE.fullmatch(media_type):
+        raise errors.ManifestInvalid({"reason": f"{what} has an invalid mediaType"})
     if not isinstance(digest, str) or not names.DIGEST_RE.match(digest):
         raise errors.ManifestInvalid({"reason": f"{what} has an invalid digest", "digest": digest})
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
         raise errors.ManifestInvalid({"reason": f"{what} has an invalid size"})
     foreign = media_type in FOREIGN_LAYER_TYPES and bool(value.get("urls"))
     platform = value.get("platform") if child and isinstance(value.get("platform"), dict) else None
@@ -117,11 +125,14 @@ def parse_manifest(raw: bytes, content_type: str) -> ParsedManifest:
         raise errors.ManifestInvalid({"reason": f"unsupported manifest media type {media_type!r}"})
 
     artifact_type = doc.get("artifactType") or ""
-    if not isinstance(artifact_type, str):
-        raise errors.ManifestInvalid({"reason": "artifactType must be a string"})
+    if not isinstance(artifact_type, str) or (artifact_type and not MEDIA_TYPE_RE.fullmatch(artifact_type)):
+        raise errors.ManifestInvalid({"reason": "artifactType must be a media type"})
     annotations = doc.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise errors.ManifestInvalid({"reason": "annotations must be an object"})
+    if not all(isinstance(v, str) and "\x00" not in k + v for k, v in annotations.items()):
+        # A map of strings (image spec); NUL is refused because PostgreSQL's jsonb cannot hold it.
+        raise errors.ManifestInvalid({"reason": "annotations must map strings to strings"})
     parsed = ParsedManifest(
         raw=raw,
         digest=digest_of(raw),
@@ -149,6 +160,9 @@ def parse_manifest(raw: bytes, content_type: str) -> ParsedManifest:
     if media_type == DOCKER_MANIFEST and not layers:
         raise errors.ManifestInvalid({"reason": "a Docker image manifest needs at least one layer"})
     parsed.layers = [_descriptor(layer, f"layers[{i}]") for i, layer in enumerate(layers)]
+    if sum(layer.size for layer in parsed.layers) > MAX_SIZE:
+        # Foreign layers' sizes are not checked against blobs; their total is stored.
+        raise errors.ManifestInvalid({"reason": "the layers' sizes add up to more than a size can be"})
     if not parsed.artifact_type:
         parsed.artifact_type = parsed.config.media_type
     return parsed

@@ -4,13 +4,14 @@ import re
 
 from registry import errors
 
+# Anchored with \Z, not $: "$" also matches before a trailing newline, so "latest\n" would pass.
 PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-REPOSITORY_NAME_RE = re.compile(rf"^{PATH_COMPONENT}(?:/{PATH_COMPONENT})+$")
-TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+REPOSITORY_NAME_RE = re.compile(rf"^{PATH_COMPONENT}(?:/{PATH_COMPONENT})+\Z")
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\Z")
 # Registered algorithms we can verify; the encoded part is lower-case hex of the right length.
-DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
 # The general grammar, to tell "malformed" from "unsupported algorithm".
-ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 MAX_NAME_LENGTH = 255
 
 

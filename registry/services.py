@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from accounts.models import Namespace, Robot, Team, User
 from notifications.services import event_emit
+from quay_site.faults import pause
 from registry import errors, gc, names, selectors
 from registry.locks import digest_lock
-from registry.manifests import ParsedManifest, digest_of, parse_manifest
+from registry.manifests import MAX_SIZE, ParsedManifest, digest_of, parse_manifest
 from registry.models import (
     Blob,
     Manifest,
@@ -285,6 +286,7 @@ def upload_complete(
                 store.upload_delete(key, session.parts)
             with transaction.atomic():
                 blob = _record_blob(session.repository, digest, session.offset)
+                pause("blob.record")  # tests/faults: bytes published, row not committed
                 selectors.upload_rows.delete_by_pk(session.pk)
     return blob
 
@@ -472,7 +474,10 @@ def manifest_put(
         # In the transaction: what the manifest relies on stays locked until it is committed.
         blob_ids, children = _check_references(repository, parsed, digest)
         layers_size = (
-            sum(d.size for d in parsed.layers) if not parsed.is_index else sum(c.layers_size for c in children)
+            sum(d.size for d in parsed.layers)
+            if not parsed.is_index
+            # Children with huge foreign layers could overflow the 64-bit column together.
+            else min(sum(c.layers_size for c in children), MAX_SIZE)
         )
         manifest, created = Manifest.objects.get_or_create(
             repository=repository,
@@ -494,6 +499,7 @@ def manifest_put(
             ManifestChild.objects.bulk_create([ManifestChild(manifest=manifest, child=c) for c in children])
             # The security scan runs after the commit (scanning/): one row now, a task on commit.
             scan_queue(manifest=manifest)
+        pause("manifest.stored")  # tests/faults: manifest row written, tag row not
         if tag_name is None:
             now = timezone.now()
             Tag.objects.create(
@@ -595,6 +601,7 @@ def _retarget(
             return current, False
         current.lifetime_end = current.expiration if expired else now
         current.save(update_fields=["lifetime_end"])
+        pause("tag.ended")  # tests/faults: old row ended, new row not inserted
         if not expired:
             kind = UsageLog.Kind.MOVE_TAG
     tag = Tag.objects.create(

@@ -42,7 +42,11 @@ def copy_stream(src: BinaryIO, dst: BinaryIO, length: int | None) -> int:
         chunk = src.read(want)
         if not chunk:
             break
-        dst.write(chunk)
+        # An unbuffered file may take part of a write (a disk filling up): write the rest, which
+        # raises ENOSPC, instead of counting bytes that were never stored.
+        view = memoryview(chunk)
+        while view:
+            view = view[dst.write(view) :]
         copied += len(chunk)
     return copied
 
@@ -153,13 +157,24 @@ class FilesystemBlobStore(BlobStore):
             if size > offset:
                 f.truncate(offset)
             f.seek(offset)
-            copied = copy_stream(stream, f, length)
+            try:
+                copied = copy_stream(stream, f, length)
+            except OSError:
+                # A full disk (or a failing client read): give back the space at once, so the
+                # failed request leaves the disk as it found it and other pushes can go on.
+                f.truncate(offset)
+                raise
         # No fsync: a killed process keeps what the kernel has, and the digest check at
         # publish time catches anything torn.
         return offset + copied, None
 
     def upload_read(self, upload_id: str, size: int, parts: list) -> Iterator[bytes]:
-        with open(self._upload_path(upload_id), "rb") as f:
+        try:
+            f = open(self._upload_path(upload_id), "rb")
+        except FileNotFoundError:
+            # Published by a process killed before it committed the row (or removed by GC).
+            raise errors.BlobUploadInvalid({"reason": "upload data lost"}) from None
+        with f:
             remaining = size
             while remaining > 0:
                 chunk = f.read(min(COPY_BUFFER, remaining))

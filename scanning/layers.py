@@ -337,8 +337,11 @@ def parse_rpmdb_sqlite(data: bytes, path: str) -> list[Record]:
             raise LayerError(f"/{path}: not an rpm sqlite database ({exc})") from None
     records = []
     for hnum, blob in rows:
+        if not isinstance(blob, bytes):
+            # NULL, text or a number (bytes(n) would allocate n bytes) is no header blob.
+            raise LayerError(f"/{path}: package header {hnum} is not a blob")
         try:
-            tags = parse_rpm_header(bytes(blob))
+            tags = parse_rpm_header(blob)
         except (ValueError, struct.error) as exc:
             raise LayerError(f"/{path}: package header {hnum}: {exc}") from None
         name, version, release = tags.get(RPMTAG_NAME), tags.get(RPMTAG_VERSION), tags.get(RPMTAG_RELEASE)

@@ -16,7 +16,7 @@ from registry.models import Manifest, Repository, Tag
 from registry.storage import get_blob_store
 from squash.models import LayerSize, SquashedImage, SquashSettings
 
-PLATFORM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}/[a-z0-9][a-z0-9._-]{0,31}(?:/[a-z0-9][a-z0-9._-]{0,31})?$")
+PLATFORM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}/[a-z0-9][a-z0-9._-]{0,31}(?:/[a-z0-9][a-z0-9._-]{0,31})?\Z")
 # An image config is a small JSON document; this bounds what a hostile push can make us parse.
 CONFIG_MAX_BYTES = 16 * 1024 * 1024
 

@@ -38,6 +38,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications.events import public_host
+from quay_site.faults import pause
 from registry import usage
 from registry.models import Manifest, Repository
 from registry.permissions import Principal
@@ -440,6 +441,7 @@ class _PartWriter:
         with _grew:
             _grew.notify_all()
         self.beat()
+        pause("squash.writing")  # tests/faults: part of the tarball written
 
 
 def _build_thread(row_id: int, owner: str, planned: _Planned, fd: int, part_path: str) -> None:

@@ -48,6 +48,9 @@ def _require_strings(obj: dict, fields: tuple[str, ...], where: str) -> None:
             raise PayloadError(f"{where}{field} is required")
         if not isinstance(obj[field], str):
             raise PayloadError(f"{where}{field} must be a string")
+        if "\x00" in obj[field]:
+            # Kept as JSON on the build; PostgreSQL's jsonb cannot hold a NUL character.
+            raise PayloadError(f"{where}{field} must not contain NUL characters")
 
 
 def payload_validate(payload) -> dict:

@@ -256,7 +256,7 @@ class TeamCreateForm(UiForm):
 
     def clean_name(self):
         name = self.cleaned_data["name"]
-        if not account_services.ROBOT_SHORT_RE.match(name):
+        if not account_services.ROBOT_SHORT_RE.fullmatch(name):
             raise ValidationError(f"“{name}” is not a valid team name: use lowercase letters, digits and . _ -")
         if self.organization is not None and Team.objects.filter(organization=self.organization, name=name).exists():
             raise ValidationError(f"The team {name} already exists in {self.organization.name}.")

@@ -12,7 +12,7 @@ from django.conf import settings
 from notifications.methods.base import ConfigError, Context, Method, Outcome, post_json, required_string
 from notifications.models import Method as MethodName
 
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")  # \Z: "$" would let a trailing newline through
 # Flowdock accepts only letters, digits, underscores and spaces in ``source`` and ``project``.
 NOT_ALLOWED_RE = re.compile(r"[^A-Za-z0-9_ ]+")
 SOURCE = "Container registry"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.renderers import JSONRenderer
@@ -15,6 +19,11 @@ from registry.permissions import Principal
 from registry.tokens import InvalidToken, VerifiedToken, access_token_live, principal_for_token, verify_token
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+# Failures of what the registry stands on, answered as UNAVAILABLE (in the API's error format)
+# rather than Django's HTML 500 page: the client sees a clear error and may retry.
+BACKEND_ERRORS = (DatabaseError, OSError, BotoCoreError, ClientError)
+
+logger = logging.getLogger("registry.api")
 
 
 def service_name(request: HttpRequest) -> str:
@@ -81,6 +90,13 @@ class RegistryView(APIView):
     # Registry clients do not send CSRF tokens; the API takes bearer tokens only.
     throttle_classes: list = []
 
+    def initial(self, request, *args, **kwargs):
+        # Query parameters (last, artifactType ...) reach database filters; PostgreSQL refuses
+        # text with NUL in it, which would be a 500. Names in the path are checked by grammar.
+        if any("\x00" in key + value for key, values in request.GET.lists() for value in values):
+            raise errors.Unsupported({"reason": "query parameters must not contain NUL characters"})
+        super().initial(request, *args, **kwargs)
+
     def perform_content_negotiation(self, request, force=False):
         # Responses are built by hand with the media type each endpoint dictates.
         return (self.renderer_classes[0](), "application/json")
@@ -91,6 +107,9 @@ class RegistryView(APIView):
             exc = errors.MethodNotAllowed({"method": self.request.method})
         if isinstance(exc, errors.RegistryError):
             return error_response(self.request, exc, getattr(exc, "scope", None))
+        if isinstance(exc, BACKEND_ERRORS) and not isinstance(exc, UnreadablePostError):  # not: the client
+            logger.exception("%s %s failed on storage or the database", self.request.method, self.request.path)
+            return error_response(self.request, errors.Unavailable({"error": type(exc).__name__}))
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):

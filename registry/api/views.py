@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.utils import timezone
 from rest_framework.views import APIView
 
+from observability import metrics
 from registry import errors, failed_logins, names, selectors, services, usage
 from registry.api.base import (
     RegistryView,
@@ -150,6 +153,7 @@ class ManifestView(RegistryView):
         return self._fetch(request, name, reference, with_body=False)
 
     def put(self, request, name, reference):
+        started = time.perf_counter()
         repository = self.repository_for(name, "push")
         stream, length = body_stream(request)
         limit = settings.MANIFEST_MAX_BYTES
@@ -172,6 +176,7 @@ class ManifestView(RegistryView):
         response["Docker-Content-Digest"] = manifest.digest
         if parsed.subject is not None:
             response["OCI-Subject"] = parsed.subject.digest
+        metrics.manifest_put(time.perf_counter() - started)
         return response
 
     def delete(self, request, name, reference):
@@ -285,8 +290,10 @@ class BlobView(RegistryView):
         if redirect:
             response = HttpResponseRedirect(redirect)
             response.status_code = 307
+            metrics.blob_pulled(blob.size)  # the client downloads it from S3
             return self._headers(response, blob)
         byte_range = _parse_range(request.META["HTTP_RANGE"], blob.size) if "HTTP_RANGE" in request.META else None
+        metrics.blob_pulled(blob.size if byte_range is None else byte_range[1] - byte_range[0] + 1)
         if settings.X_ACCEL_REDIRECT_PREFIX:
             # nginx serves the file (and the Range) itself from an internal location.
             response = HttpResponse(content_type="application/octet-stream")
@@ -361,7 +368,9 @@ class UploadStartView(RegistryView):
             return _upload_response(name, session)
         # Monolithic upload: the whole blob is the body of the POST.
         stream, length = body_stream(request)
+        started = time.perf_counter()
         blob = services.blob_upload_monolithic(repository=repository, digest=digest, stream=stream, length=length)
+        metrics.blob_pushed(blob.size, time.perf_counter() - started)
         return _blob_created(name, blob.digest)
 
     def _mount(self, repository, digest, source_name):
@@ -401,6 +410,7 @@ class UploadView(RegistryView):
         stream, length = body_stream(request)
         start = _content_range(request, length)
         blob = services.upload_complete(session=session, digest=digest, stream=stream, length=length, start=start)
+        metrics.blob_pushed(blob.size, (timezone.now() - session.started).total_seconds())
         return _blob_created(name, blob.digest)
 
     def delete(self, request, name, upload_id):

@@ -41,8 +41,10 @@ def _repo(source: str) -> str:
 
 def _href(obj, *names) -> str:
     links = obj.get("links") if isinstance(obj, dict) else None
+    if not isinstance(links, dict):
+        return ""
     for name in names:
-        link = (links or {}).get(name)
+        link = links.get(name)
         if isinstance(link, dict) and isinstance(link.get("href"), str):
             return link["href"]
     return ""
@@ -228,7 +230,7 @@ class Bitbucket(Provider):
         if user:
             who = person(user.get("nickname") or user.get("display_name"), _href(user, "html"), _href(user, "avatar"))
         else:
-            raw = author.get("raw") or ""
+            raw = author.get("raw") if isinstance(author.get("raw"), str) else ""
             who = person(raw.split("<", 1)[0].strip() or None)
         return {
             "commit": target.get("hash") or "",

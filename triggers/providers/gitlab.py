@@ -268,10 +268,8 @@ class GitLab(Provider):
             "default_branch": project.get("default_branch") or remote.get("default_branch") or "",
             "git_url": project.get("git_ssh_url") or repository.get("git_ssh_url") or remote.get("git_url") or "",
         }
-        found = next(
-            (c for c in payload.get("commits") or [] if isinstance(c, dict) and c.get("id") == sha),
-            None,
-        )
+        commits = payload.get("commits") if isinstance(payload.get("commits"), list) else []
+        found = next((c for c in commits if isinstance(c, dict) and c.get("id") == sha), None)
         if found is None:
             # Tag pushes often list no commits: ask the API about the tagged commit.
             if lookup_commit is not None:
