@@ -317,7 +317,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # time even when thousands of security-indexing tasks wait in the default queue (measured with
 # bench.load: one worker under sustained pushes left builds 171 s from request to `building`).
 # Each queue its own routing key: queues sharing one would each get a copy of every message.
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("celery", "builds", "notifications"))
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in ("celery", "builds", "notifications")
+)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"builds.*": {"queue": "builds"}, "notifications.*": {"queue": "notifications"}}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# Starts everything it needs itself, whatever the suite's DATABASE_URL says: CI runs it once.
+pytestmark = [pytest.mark.e2e, pytest.mark.config_independent]
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 METRICS = {"1", "2", "3", "4", "5", "auth", "6", "7", "8", "9"}

@@ -47,7 +47,8 @@ from tests.e2e.builds_support import Api, log_outline, pulled_files
 from tests.e2e.conftest import PASSWORD, clients  # noqa: F401  (fixture)
 from tests.notifications.receivers import Receiver, Reply
 
-pytestmark = pytest.mark.e2e
+# Starts everything it needs itself, whatever the suite's DATABASE_URL says: CI runs it once.
+pytestmark = [pytest.mark.e2e, pytest.mark.config_independent]
 
 REPO = "acme/app"
 BURST = 10
