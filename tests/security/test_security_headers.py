@@ -104,7 +104,9 @@ def test_every_response_carries_the_security_headers(db, alice, signed_in):
 def test_unknown_paths_carry_them_too(db):
     client = Client()
     for path in ("/no/such/page", "/v2/no/such/endpoint/x", "/api/v1/nothing-here"):
-        _check(client.get(path), path)
+        response = client.get(path)
+        assert response.status_code == 404, path
+        _check(response, path)
 
 
 def test_hsts_is_sent_over_https_when_switched_on(db, settings):
