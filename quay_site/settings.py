@@ -293,6 +293,8 @@ CONTENT_SECURITY_POLICY = {
 # embedded default needs no server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
+    # kombu's filesystem transport with whole-file publishes (quay_site/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "quay_site.broker:Transport"
     _queue_dir = DATA_DIR / "celery-queue"
     (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

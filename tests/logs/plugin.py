@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _pytest.python import get_direct_param_fixture_func
 
 from quay_site.logs import RedactFilter, RequestIdFilter, TextFormatter
 
@@ -266,7 +267,10 @@ def pytest_fixture_setup(fixturedef, request):
     """Fixture values that are secrets: a str fixture named like one (``token``), and the
     secret-named entries of a fixture object's ``seed`` (a live server's robot and app tokens)."""
     result = yield
-    if isinstance(result, str) and _SECRET_NAME.search(fixturedef.argname):
+    # Direct parametrization (@pytest.mark.parametrize("credential", ["password", ...])) names the
+    # kind of credential a test uses, not a credential; literals in the sources are scanned anyway.
+    direct = fixturedef.func is get_direct_param_fixture_func
+    if isinstance(result, str) and not direct and _SECRET_NAME.search(fixturedef.argname):
         register_secret(result, f"value of fixture {fixturedef.argname}")
     try:
         seed = vars(result).get("seed")  # the instance's own attribute: no proxy's __getattr__

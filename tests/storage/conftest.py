@@ -52,8 +52,9 @@ def wait_for(predicate, *, timeout: float, what: str, process: subprocess.Popen 
 def _answers_http(url: str):
     def check():
         try:
-            return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+            return requests.get(url, timeout=5)
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet, or listening but still loading the app on a busy machine.
             return None
 
     return check
