@@ -83,6 +83,9 @@ MEMORY_SAMPLE_SECONDS = 2
 MEMORY_GROWTH_MIB = 50
 MEMORY_GROWTH_FRACTION = 0.10
 LOG_ERROR_RE = re.compile(r"\b(ERROR|CRITICAL)\b|^Traceback ")
+# The closing line of a traceback ("psycopg2.OperationalError: ..."): what went wrong, kept in
+# the samples so that a rare failure is explained by the run that met it.
+EXCEPTION_LINE_RE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Warning|Failure)\b.*")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -393,7 +396,7 @@ class Bench(builds.Bench):
         """ERROR/CRITICAL lines and tracebacks the server's processes logged (a client may not see them)."""
         log = self.workdir / "server.log"
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-        return [line[:300] for line in lines if LOG_ERROR_RE.search(line)]
+        return [line[:300] for line in lines if LOG_ERROR_RE.search(line) or EXCEPTION_LINE_RE.match(line)]
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -448,7 +451,8 @@ class Bench(builds.Bench):
             "errors_by_kind": self.error_kinds,
             "error_samples": self.errors[:10],
             "server_log_errors": len(log_errors),
-            "server_log_error_samples": log_errors[:10],
+            # Distinct lines: one traceback's header repeated would crowd out its closing line.
+            "server_log_error_samples": list(dict.fromkeys(log_errors))[:20],
             "memory": memory,
             "celery_backlog": self.backlog_figures(),
             **checks,
@@ -456,6 +460,7 @@ class Bench(builds.Bench):
 
     def run(self) -> dict:
         backend = "SQLite (WAL) + filesystem broker"
+        outcome = None
         try:
             if self.options.distributed:
                 backend = self.start_services()
@@ -466,11 +471,15 @@ class Bench(builds.Bench):
                 self.stop_all()
                 self.receiver.stop()
             configuration = "distributed" if self.options.distributed else "embedded"
-            return {"configuration": configuration, "backend": backend, **result}
+            outcome = {"configuration": configuration, "backend": backend, **result}
+            return outcome
         finally:
             if self.options.distributed:
                 self.stop_services()
-            if not self.options.keep:
+            # A failed run keeps its logs (server, PostgreSQL): the failure may be rare.
+            if outcome is not None and failures(outcome) and not self.options.keep:
+                print(f"run failed: logs kept in {self.workdir}", file=sys.stderr)
+            elif not self.options.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
 

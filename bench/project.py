@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,10 @@ class Project:
 
     def stop_services(self) -> None:
         if self.services_dir.exists():
+            # services.sh removes its directory: the database's log stays with the run's own.
+            pg_log = self.services_dir / "pg" / "server.log"
+            if pg_log.exists() and self.workdir.exists():
+                shutil.copyfile(pg_log, self.workdir / "postgresql.log")
             env = {**self.env, "QUAY_SERVICES_DIR": str(self.services_dir)}
             run(["bash", str(REPO_ROOT / ".ci" / "services.sh"), "stop"], env=env, cwd=REPO_ROOT, check=False)
 

@@ -133,10 +133,35 @@ def decompressed(stream: BinaryIO) -> BinaryIO:
     return buffered
 
 
+class _EndGuard:
+    """Fails a read loop that goes on past the end of the layer.
+
+    To skip a member, tarfile's stream mode reads its declared size block by block and does not
+    stop when the data runs out: a header declaring 2**40 bytes in a small layer had the scanner
+    spin for hours on empty reads. A tar reader meets the end once or twice (the end-of-archive
+    blocks); many empty reads in a row can only be such a skip, and end the scan with an error.
+    """
+
+    EMPTY_READS_ALLOWED = 8
+
+    def __init__(self, stream: BinaryIO):
+        self.stream, self.empty_reads = stream, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if data:
+            self.empty_reads = 0
+            return data
+        self.empty_reads += 1
+        if self.empty_reads > self.EMPTY_READS_ALLOWED:
+            raise EOFError("a tar header declares more data than the layer holds")
+        return data
+
+
 def read_layer(stream: BinaryIO) -> LayerContents:
     contents = LayerContents()
     try:
-        with tarfile.open(fileobj=decompressed(stream), mode="r|") as tar:
+        with tarfile.open(fileobj=_EndGuard(decompressed(stream)), mode="r|") as tar:
             for member in tar:
                 _member(tar, member, contents)
     except LayerError:
