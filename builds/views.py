@@ -11,7 +11,7 @@ token is refused.
 from __future__ import annotations
 
 from django.http import FileResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
@@ -64,7 +64,7 @@ def _refused(request, status: int, detail: str) -> JsonResponse:
     return response
 
 
-@require_GET
+@require_safe
 def build_package_download(request, build_uuid):
     """``GET /buildpack/<build uuid>``: the package of the build, to the worker holding its job."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

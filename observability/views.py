@@ -8,7 +8,7 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -18,14 +18,14 @@ from observability.metrics import METRICS_DIR
 
 
 @never_cache
-@require_GET
+@require_safe
 def health_instance(request):
     body, status = health.check("instance")
     return JsonResponse(body, status=status)
 
 
 @never_cache
-@require_GET
+@require_safe
 def health_endtoend(request):
     body, status = health.check("endtoend")
     return JsonResponse(body, status=status)
@@ -58,7 +58,7 @@ def _allowed(request) -> bool:
 
 
 @never_cache
-@require_GET
+@require_safe
 def metrics(request):
     if not _allowed(request):
         return HttpResponse("Metrics are not served to this address.\n", status=403, content_type="text/plain")

@@ -97,6 +97,13 @@ class RegistryView(APIView):
             raise errors.Unsupported({"reason": "query parameters must not contain NUL characters"})
         super().initial(request, *args, **kwargs)
 
+    def options(self, request, *args, **kwargs):
+        # The methods and nothing else: DRF's metadata answer is a template response that the
+        # /v2/ fast path would have to render, and tells a registry client nothing it uses.
+        response = HttpResponse(status=200)
+        response["Allow"] = ", ".join(self.allowed_methods)
+        return response
+
     def perform_content_negotiation(self, request, force=False):
         # Responses are built by hand with the media type each endpoint dictates.
         return (self.renderer_classes[0](), "application/json")

@@ -12,7 +12,7 @@ from django.core import signing
 from rest_framework import exceptions
 
 from accounts import scopes
-from quay_site.rest.auth import ScopePermission, TokenGrant
+from quay_site.rest.auth import ScopePermission, TokenGrant, permission_method
 from quay_site.rest.errors import InsufficientScope, InvalidRequest, NotFound
 from registry import errors as registry_errors
 from registry import names, selectors
@@ -29,7 +29,7 @@ class ScopeOrAnonymousPermission(ScopePermission):
 
     def has_permission(self, request, view):
         authenticated = request.user is not None and request.user.is_authenticated
-        if not authenticated and request.method in getattr(view, "anonymous_methods", ()):
+        if not authenticated and permission_method(request) in getattr(view, "anonymous_methods", ()):
             return True
         return super().has_permission(request, view)
 

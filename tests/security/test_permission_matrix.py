@@ -262,3 +262,71 @@ def test_the_callers_cover_every_scope():
     from accounts import scopes
 
     assert {BY_NAME[name].scope for name in CALLER_NAMES if BY_NAME[name].scope} == set(scopes.ALL)
+
+
+# HEAD and OPTIONS, which no handler of ours implements on most endpoints (Django answers HEAD
+# with the GET handler, DRF and Django answer OPTIONS themselves), so the matrix above lists
+# neither there. HEAD must be authorized exactly as GET; OPTIONS must not tell a caller anything
+# about the objects in the path: the same answer whether they exist or not.
+HEAD_ENDPOINTS = [
+    pattern for pattern, route in ROUTES.items() if "GET" in route.methods and "HEAD" not in route.methods
+]
+# GETs that do work a HEAD should not start (a squash flattens the image; the OAuth callback
+# spends its one-time code): they refuse HEAD with 405, the same to every caller.
+HEAD_REFUSED = {"^c1/squash/(?P<name>[^?#]+)/(?P<tag>[^/?#]+)$", "oauth2/<gitprovider:service>/callback"}
+
+
+@pytest.mark.parametrize("pattern", HEAD_ENDPOINTS, ids=[f"HEAD /{p}" for p in HEAD_ENDPOINTS])
+def test_head_is_authorized_as_get(world, db, pattern):
+    mismatches = []
+    for caller in matrix.callers_for(ROUTES[pattern]):
+        expected = "405" if pattern in HEAD_REFUSED else matrix.expected(ROUTES[pattern], "GET", caller)
+        with transaction.atomic():
+            response = call(world, pattern, "HEAD", caller)
+            transaction.set_rollback(True)
+        got = outcome(response)
+        if got != expected:
+            mismatches.append(f"HEAD /{pattern} as {caller}: expected {expected} (as GET), got {response.status_code}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+# A value of each path parameter naming nothing that exists (same shape as the real one).
+MISSING_VALUES = {
+    "repository": "acme/nothing-here",
+    "orgname": "nothing-here",
+    "org": "nothing-here",
+    "teamname": "nothing-here",
+    "username": "nothing-here",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "notification_uuid": "00000000-0000-4000-8000-000000000000",
+    "trigger_uuid": "00000000-0000-4000-8000-000000000000",
+    "build_uuid": "00000000-0000-4000-8000-000000000000",
+    "delivery_uuid": "00000000-0000-4000-8000-000000000000",
+}
+OPTIONS_ENDPOINTS = [
+    pattern
+    for pattern, route in ROUTES.items()
+    if route.family in ("api", "v2", "squash", "web")
+    and set(route.kwargs) & {*MISSING_VALUES, "name"}
+    and "?" not in route.methods
+]
+OPTIONS_CALLERS = ("anonymous", "user", "other_org")
+
+
+@pytest.mark.parametrize("pattern", OPTIONS_ENDPOINTS, ids=[f"OPTIONS /{p}" for p in OPTIONS_ENDPOINTS])
+def test_options_tells_outsiders_nothing_about_the_objects_in_the_path(world, db, pattern):
+    route = ROUTES[pattern]
+    missing = {kind: value for kind, value in MISSING_VALUES.items() if kind in route.kwargs}
+    if "name" in route.kwargs:  # a repository on /v2/ and /c1/squash/, an organization elsewhere
+        missing["name"] = "acme/nothing-here" if route.family in ("v2", "squash") else "nothing-here"
+    differences = []
+    for caller in OPTIONS_CALLERS:
+        answers = []
+        for extra in (None, missing):
+            with transaction.atomic():
+                response = call(world, pattern, "OPTIONS", caller, extra)
+                transaction.set_rollback(True)
+            answers.append((response.status_code, response.get("Allow"), response.content))
+        if answers[0] != answers[1]:
+            differences.append(f"OPTIONS /{pattern} as {caller}: existing {answers[0][:2]}, missing {answers[1][:2]}")
+    assert not differences, "\n".join(differences)
