@@ -701,6 +701,8 @@ def try_push(server: FaultServer, repo: str, image: images.HandImage, tag: str, 
         return False
 
 
+# PostgreSQL in either configuration (its own when the suite runs on SQLite): run once.
+@pytest.mark.config_independent
 def test_database_dropping_connections_during_a_push_burst(tmp_path_factory, postgres_base):
     import psycopg2
 
@@ -798,6 +800,8 @@ db.rollback()
 """
 
 
+# SQLite in either configuration: run once.
+@pytest.mark.config_independent
 def test_a_locked_sqlite_database(tmp_path_factory):
     """SQLite's analogue of a dropped connection: a writer holding the lock past the busy timeout."""
     servers = serve(tmp_path_factory, "locked", kind="sqlite", SQLITE_BUSY_TIMEOUT_SECONDS="1")
