@@ -33,7 +33,7 @@ from datetime import datetime
 import requests
 
 from bench.project import Project, add_run_options, run_and_report
-from bench.util import BenchError, free_port, http_status
+from bench.util import BenchError, free_port, http_status, percentile
 
 SECRET = "bench-registration-secret-0123456789"
 
@@ -53,11 +53,6 @@ WORKERS = """
 from builds.models import BuildWorker
 print("WORKERS " + __import__("json").dumps(BuildWorker.objects.filter(state="idle").count()))
 """
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def archive(n: int) -> bytes:

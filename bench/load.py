@@ -38,9 +38,8 @@ import shutil
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench import builds
+from bench import builds, util
 from bench.client import (
     MANIFEST_ACCEPT,
     Session,
@@ -52,7 +51,7 @@ from bench.client import (
     sha256_digest,
 )
 from bench.project import add_run_options, run_and_report
-from bench.util import BenchError, children_of, cmdline, rss_bytes
+from bench.util import BenchError, HookListener, children_of, cmdline, rss_bytes
 
 REPO = "bench/load"
 PASSWORD = "bench-password-1"
@@ -89,10 +88,10 @@ EXCEPTION_LINE_RE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Excepti
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    return builds.percentile(values, fraction) if values else float("nan")
+    return util.percentile(values, fraction) if values else float("nan")
 
 
-class Receiver:
+class Receiver(HookListener):
     """Counts the webhook deliveries by their delivery id (``webhook-id``) and by tag, each signature checked."""
 
     def __init__(self):
@@ -100,29 +99,9 @@ class Receiver:
         self.ids: dict[str, int] = {}
         self.tags: dict[str, int] = {}
         self.bad_signatures = 0
-        self.lock = threading.Lock()
-        owner = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.record(dict(self.headers.items()), body)
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 256
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def record(self, headers: dict, body: bytes) -> None:
+    def record(self, path: str, headers: dict, body: bytes, arrived: float) -> None:
         from notifications import signing
 
         if not signing.verify(secret=self.secret, headers=headers, body=body):
@@ -140,10 +119,6 @@ class Receiver:
     def delivered(self) -> int:
         with self.lock:
             return len(self.ids)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Client:

@@ -25,13 +25,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from bench.project import Project
-from bench.util import BenchError
+from bench.util import BenchError, HookListener, percentile
 
 SETUP = """
 import json
@@ -81,7 +79,7 @@ print("STATES " + __import__("json").dumps(dict(Delivery.objects.values_list("st
 """
 
 
-class Receiver:
+class Receiver(HookListener):
     """Records the first arrival of each delivery id, and every duplicate, checking signatures."""
 
     def __init__(self, secrets: dict[str, str] | None = None):
@@ -89,28 +87,7 @@ class Receiver:
         self.first: dict[str, tuple[float, str]] = {}
         self.duplicates = 0
         self.bad_signatures = 0
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                arrived = time.time()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.record(self.path, dict(self.headers.items()), body, arrived)
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 256
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        super().__init__()
 
     def record(self, path: str, headers: dict, body: bytes, arrived: float) -> None:
         from notifications import signing
@@ -132,15 +109,6 @@ class Receiver:
     def count(self) -> int:
         with self.lock:
             return len(self.first)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 class Bench(Project):

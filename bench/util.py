@@ -7,7 +7,9 @@ import os
 import socket
 import statistics
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -142,3 +144,48 @@ def fmt_number(value: float, unit: str) -> str:
 
 def mib(n: float) -> int:
     return int(n * 1024 * 1024)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at ``fraction`` (0-1) of the sorted values, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+class HookListener:
+    """A webhook endpoint on 127.0.0.1 that answers 204 and hands each POST to ``record``.
+
+    Subclasses decide what a delivery means (signature checks, counting); this keeps the server:
+    a thread per request, a deep accept queue for bursts of deliveries, no request log.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                arrived = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.record(self.path, dict(self.headers.items()), body, arrived)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.request_queue_size = 256
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def record(self, path: str, headers: dict, body: bytes, arrived: float) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
