@@ -48,17 +48,14 @@ Whatever a pass could not take (a locked row, a failed batch) stays for the next
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
-from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -67,7 +64,7 @@ from django.utils import timezone
 
 from accounts.models import Namespace
 from observability import metrics
-from registry.locks import digest_lock
+from registry.locks import digest_lock, lock_file
 from registry.models import (
     Blob,
     GarbageCollectionRun,
@@ -136,20 +133,8 @@ def collection_lock(*, exclusive: bool) -> Iterator[bool]:
                 with connection.cursor() as cursor:
                     cursor.execute(f"SELECT {unlock}(%s, %s)", list(_PG_PAUSE_LOCK))
         return
-    directory = Path(settings.STORAGE_DIR) / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "gc-pause.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH | fcntl.LOCK_NB)
-            acquired = True
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            acquired = False
+    with lock_file("gc-pause.lock", fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH | fcntl.LOCK_NB) as acquired:
         yield acquired
-    finally:
-        os.close(fd)
 
 
 PAUSED = "paused: a backup is running"

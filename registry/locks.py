@@ -74,14 +74,15 @@ def _advisory_lock(digest: str, wait: bool) -> Iterator[bool]:
 
 
 @contextmanager
-def _file_lock(digest: str, wait: bool) -> Iterator[bool]:
+def lock_file(name: str, flags: int) -> Iterator[bool]:
+    """``flock(flags)`` on ``STORAGE_DIR/locks/<name>``; yields whether it was acquired (False
+    only when LOCK_NB is among ``flags`` and another process holds a conflicting lock)."""
     directory = Path(settings.STORAGE_DIR) / "locks"
     directory.mkdir(parents=True, exist_ok=True)
-    stripe = _digest_hash(digest).hex()[:_FILE_STRIPES_HEX]
-    fd = os.open(directory / f"blob-{stripe}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, flags)
             acquired = True
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
@@ -90,3 +91,8 @@ def _file_lock(digest: str, wait: bool) -> Iterator[bool]:
         yield acquired
     finally:
         os.close(fd)  # releases the flock
+
+
+def _file_lock(digest: str, wait: bool):
+    stripe = _digest_hash(digest).hex()[:_FILE_STRIPES_HEX]
+    return lock_file(f"blob-{stripe}.lock", fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
