@@ -2,6 +2,11 @@
 organization with teams, robots, and a registry client that speaks token auth."""
 
 import base64
+import os
+import shutil
+import subprocess
+import tempfile
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -107,3 +112,27 @@ def _pull_log_flushed_by_the_test(monkeypatch):
     usage._buffer.clear()
     yield
     usage._buffer.clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_base():
+    """The suite's PostgreSQL URL, or (SQLite configuration) that of a private cluster from
+    .ci/services.sh, for tests of behaviour only PostgreSQL has (row locks, dropped connections).
+    Tests create their own databases in it."""
+    from tests.e2e.conftest import BASE_DIR, POSTGRES_SCHEMES
+
+    base = os.environ.get("DATABASE_URL", "")
+    if urlsplit(base).scheme in POSTGRES_SCHEMES:
+        yield base
+        return
+    # Under /tmp, not pytest's 0700 tree: the postgres user must reach its data directory.
+    state = tempfile.mkdtemp(prefix="quay-test-pg-")
+    env = {**os.environ, "QUAY_SERVICES_DIR": state}
+    services = str(BASE_DIR / ".ci" / "services.sh")
+    try:
+        out = subprocess.run([services, "start"], env=env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        yield next(line.split("=", 1)[1] for line in out.stdout.split() if line.startswith("DATABASE_URL="))
+    finally:
+        subprocess.run([services, "stop"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -25,6 +22,7 @@ from notifications.models import NotificationEvent
 from registry.models import RepositoryAccessToken, RepositoryPermission, Role
 from registry.tokens import BadCredentials, principal_from_basic
 from tests.builds.manager_support import SECRET, builds_on, eager_celery, world
+from tests.workers import start_worker
 
 FIXTURES = (builds_on, eager_celery, world)  # pytest finds them here, by name
 
@@ -179,14 +177,7 @@ def test_concurrent_dispatchers_assign_each_build_once(tmp_path):
         )
 
     def run(*args):
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.builds.dispatch_race", *args],
-            env=env,
-            cwd=settings.BASE_DIR,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return start_worker("tests.builds.dispatch_race", env, *args)
 
     def finish(process):
         out, err = process.communicate(timeout=300)

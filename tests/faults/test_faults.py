@@ -35,7 +35,6 @@ import pytest
 import requests
 
 from tests.e2e import images
-from tests.e2e.conftest import POSTGRES_SCHEMES
 from tests.faults.conftest import BASE_DIR, MIB, PASSWORD, FaultServer, age, serve, sha256
 from tests.notifications.receivers import Receiver
 from tests.storage.conftest import (  # noqa: F401 (moto_endpoint: the moto S3 server fixture)
@@ -345,8 +344,7 @@ def test_sigkill_during_a_delivery(live):
         # A new worker finds the lapsed lease and sends it again, with the same id.
         time.sleep(2.5)
         again = live.shell(
-            "from notifications import services\n"
-            f"print('STATE', services.delivery_attempt(delivery_id={row['id']}))",
+            f"from notifications import services\nprint('STATE', services.delivery_attempt(delivery_id={row['id']}))",
             **DELIVERY_ENV,
         )
         assert "STATE delivered" in again
@@ -661,27 +659,6 @@ def test_s3_answering_500(tmp_path_factory, moto_endpoint):  # noqa: F811
 
 # ---------------------------------------------------------------------------------------------
 # The database dropping connections, or locked
-
-
-@pytest.fixture(scope="module")
-def postgres_base():
-    """The suite's PostgreSQL, or (SQLite configuration) a private one from .ci/services.sh."""
-    base = os.environ.get("DATABASE_URL", "")
-    if urlsplit(base).scheme in POSTGRES_SCHEMES:
-        yield base
-        return
-    # Under /tmp, not pytest's 0700 tree: the postgres user must reach its data directory.
-    state = tempfile.mkdtemp(prefix="quay-faults-pg-")
-    env = {**os.environ, "QUAY_SERVICES_DIR": state}
-    try:
-        out = subprocess.run(
-            [str(BASE_DIR / ".ci" / "services.sh"), "start"], env=env, capture_output=True, text=True, timeout=180
-        )
-        assert out.returncode == 0, out.stderr
-        yield next(line.split("=", 1)[1] for line in out.stdout.split() if line.startswith("DATABASE_URL="))
-    finally:
-        subprocess.run([str(BASE_DIR / ".ci" / "services.sh"), "stop"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(state, ignore_errors=True)
 
 
 def try_push(server: FaultServer, repo: str, image: images.HandImage, tag: str, statuses: list) -> bool:

@@ -7,26 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.db import connection
+
+from tests.workers import start_worker
 
 PUSHES = 20
 
 
 def _run(env, *args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.gc.race", *args],
-        env=env,
-        cwd=settings.BASE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_worker("tests.gc.race", env, *args)
 
 
 def _finish(process) -> dict:

@@ -3,20 +3,18 @@ under concurrent moves."""
 
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import datetime
 from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from registry import services
 from registry.models import Manifest, Tag
 from tests.registry.conftest import make_image, store_image, user_principal
+from tests.workers import start_worker
 
 
 def test_pushing_a_tag_twice_keeps_both_lifetimes(as_alice, alice):
@@ -99,16 +97,8 @@ def test_a_move_that_loses_twice_fails_loudly(monkeypatch, alice, repo, two_mani
         )
 
 
-def _run(env, *args, **kwargs):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.registry.tag_race", *args],
-        env=env,
-        cwd=settings.BASE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
+def _run(env, *args):
+    return start_worker("tests.registry.tag_race", env, *args)
 
 
 def _finish(process) -> str:
