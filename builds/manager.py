@@ -8,7 +8,11 @@ SQLite serializes writers anyway), and each check is made under that lock: a mes
 accepted only from the build's current worker, for its current attempt, while the build is not
 final. That, plus a job token per attempt that is deleted when the attempt ends, is what keeps a
 build from being run or pushed twice when workers disconnect, time out or come back late. Rows
-are always locked build first, worker second, so two managers never deadlock.
+are always locked build first, worker second, so two managers never deadlock. The locks are FOR
+NO KEY UPDATE: they exclude each other as FOR UPDATE would, but not the share locks PostgreSQL's
+foreign-key checks take on a build or worker row (log lines, tokens and builds refer to them),
+which FOR UPDATE waits for and which deadlocked against it on the repository row under load
+(registry.services._lock_repository). No locked row is deleted in the same transaction.
 
 After a commit the manager wakes whoever must react (builds/wakeup.py): the worker's consumer
 (a job to send, a build to stop) and the build's live viewers.
@@ -118,7 +122,7 @@ def worker_disconnected(*, worker_id: int) -> list[Build]:
     now = timezone.now()
     with transaction.atomic():
         builds = list(
-            Build.objects.select_for_update()
+            Build.objects.select_for_update(no_key=True)
             .filter(worker_id=worker_id, phase__in=ACTIVE_PHASES)
             .select_related("repository__namespace")
             .order_by("pk")
@@ -188,7 +192,7 @@ def _assign_one() -> Assignment | None:
         return None
     with transaction.atomic():
         build = (
-            Build.objects.select_for_update(skip_locked=True)
+            Build.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(phase=Phase.WAITING)
             .order_by("created", "pk")
             .first()
@@ -197,7 +201,7 @@ def _assign_one() -> Assignment | None:
             return None
         for candidate in candidates:
             worker = (
-                BuildWorker.objects.select_for_update(skip_locked=True)
+                BuildWorker.objects.select_for_update(no_key=True, skip_locked=True)
                 .exclude(state=BuildWorker.State.OFFLINE)
                 .filter(pk=candidate.pk, last_heartbeat__gte=cutoff)
                 .first()
@@ -230,7 +234,7 @@ def job_for_worker(*, worker: BuildWorker) -> dict | None:
     """
     with transaction.atomic():
         build = (
-            Build.objects.select_for_update(of=("self",))
+            Build.objects.select_for_update(no_key=True, of=("self",))
             .filter(worker_id=worker.pk, phase=Phase.BUILD_SCHEDULED, access_token__isnull=True)
             .select_related("repository__namespace", "package", "pull_robot")
             .order_by("created", "pk")
@@ -499,7 +503,7 @@ def builds_sweep(*, now: datetime | None = None) -> dict:
     for build_pk in stale_ids:
         with transaction.atomic():
             build = (
-                Build.objects.select_for_update(skip_locked=True, of=("self",))
+                Build.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
                 .select_related("repository__namespace")
                 .filter(pk=build_pk, phase__in=ACTIVE_PHASES)
                 .first()
@@ -589,7 +593,7 @@ def _locked_build(build_id) -> Build | None:
     if build_uuid is None:
         return None
     return (
-        Build.objects.select_for_update(of=("self",))
+        Build.objects.select_for_update(no_key=True, of=("self",))
         .select_related("repository__namespace")
         .filter(uuid=build_uuid)
         .first()
