@@ -24,7 +24,7 @@ import pytest
 
 from tests.e2e.conftest import BASE_DIR
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 SECRET = "ui-browser-build-secret"
 DOCKERFILE = b"FROM busybox\nRUN echo hello > /hello\n"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import PASSWORD
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 def skopeo_push(clients, layout, ref: str, creds: str) -> None:

@@ -20,7 +20,7 @@ from tests.notifications.receivers import Receiver
 from tests.notifications.test_live import Worker
 from tests.ui_browser.conftest import UiRegistry
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 DELIVERY_SECONDS = 60
 

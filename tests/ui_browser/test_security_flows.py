@@ -16,7 +16,7 @@ import pytest
 from tests.e2e import images
 from tests.e2e.conftest import PASSWORD
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CREDS = f"alice:{PASSWORD}"
 DPKG_STATUS = b"""Package: libssl3

@@ -15,7 +15,7 @@ from tests.e2e import images
 from tests.e2e.conftest import PASSWORD
 from tests.ui_browser.conftest import Browser
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CREDS = f"alice:{PASSWORD}"
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 REPOSITORY = "alice/private-images"
 TAB = f"/repository/{REPOSITORY}?tab=builds"
