@@ -15,9 +15,12 @@ from accounts.rest.organizations import invalid
 from accounts.rest.serializers import avatar, format_date
 from accounts.rest.teams import permission_view
 from quay_site.rest.errors import InvalidRequest, NotFound
+from quay_site.rest.params import int_param
 from quay_site.rest.views import ApiView
 
 ROBOT_METADATA_MAX_KEYS = 100
+# More than a namespace has: the bound only keeps the number inside SQL's LIMIT.
+MAX_ROBOT_LIMIT = 2**31 - 1
 
 
 def query_flag(request, name: str, default: bool) -> bool:
@@ -95,11 +98,7 @@ class _RobotList(ApiView):
         namespace, is_admin = self.robot_namespace(request, "member", **kwargs)
         include_token = is_admin and query_flag(request, "token", True)
         include_permissions = is_admin and query_flag(request, "permissions", False)
-        limit = request.query_params.get("limit")
-        if limit is not None:
-            if not limit.isdigit() or int(limit) < 1:
-                raise InvalidRequest("limit must be a positive integer")
-            limit = int(limit)
+        limit = int_param(request, "limit", None, low=1, high=MAX_ROBOT_LIMIT)
         robots = list(selectors.robots_of(namespace=namespace, limit=limit))
         views = []
         teams: dict[int, list[str]] = {}

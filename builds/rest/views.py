@@ -18,6 +18,7 @@ from builds import selectors, services
 from builds.errors import BuildError, BuildsDisabled
 from builds.rest import serializers as s
 from quay_site.rest.errors import ApiError, InvalidRequest, NotFound
+from quay_site.rest.params import int_param
 from quay_site.rest.views import ApiView
 from registry.models import ROLE_RANK, Role
 from registry.rest.access import ScopeOrAnonymousPermission, client_ip, principal_of, repository_for
@@ -34,19 +35,6 @@ def api_error(exc: BuildError) -> ApiError:
 def _require_enabled() -> None:
     if not selectors.builds_enabled():
         raise api_error(BuildsDisabled())
-
-
-def _int_param(request, name: str, default: int | None, *, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a number") from None
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name} must be between {low} and {high}")
-    return value
 
 
 def _build(request, repository: str, build_uuid: str, *, need: str):
@@ -94,8 +82,8 @@ class BuildListView(ApiView):
         """The repository's builds, newest first."""
         _require_enabled()
         repo, role = repository_for(request, repository, need=Role.READ)
-        limit = _int_param(request, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        since = _int_param(request, "since", None, low=0, high=2**40)
+        limit = int_param(request, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        since = int_param(request, "since", None, low=0, high=2**40)
         since_at = datetime.fromtimestamp(since, tz=UTC) if since is not None else None
         rows = selectors.builds_for_repository(repository=repo, limit=limit, since=since_at)
         return Response({"builds": [s.build_view(build, can_write=_can_write(role)) for build in rows]})
@@ -187,6 +175,6 @@ class BuildLogsView(ApiView):
         """The build's log entries from ``start`` on, and how many there are in all."""
         _require_enabled()
         build, _ = _build(request, repository, build_uuid, need=Role.READ)
-        start = _int_param(request, "start", 0, low=0, high=2**31)
+        start = int_param(request, "start", 0, low=0, high=2**31)
         entries, total = selectors.build_logs(build=build, start=start)
         return Response({"start": start, "total": total, "logs": entries})

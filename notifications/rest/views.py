@@ -17,6 +17,7 @@ from notifications.methods.base import ConfigError
 from notifications.methods.email import normalized_email
 from notifications.rest import serializers as s
 from quay_site.rest.errors import InvalidRequest, NotFound
+from quay_site.rest.params import int_param
 from quay_site.rest.views import ApiView
 from registry.models import Role
 from registry.rest.access import client_ip, principal_of, repository_for
@@ -27,19 +28,6 @@ EMPTY_BODY = OpenApiRequest(OpenApiTypes.OBJECT)
 DELIVERIES_PER_PAGE, DELIVERIES_MAX = 20, 100
 # Quay's default page of user notifications.
 USER_NOTIFICATIONS_PER_PAGE, USER_NOTIFICATIONS_MAX = 5, 100
-
-
-def _int_param(request, name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a number") from None
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name} must be between {low} and {high}")
-    return value
 
 
 def _rule(request, repository: str, uuid: str):
@@ -145,8 +133,8 @@ class DeliveryListView(ApiView):
     def get(self, request, repository, uuid):
         """The notification's deliveries, newest first."""
         rule = _rule(request, repository, uuid)
-        page = _int_param(request, "page", 0, low=0, high=100000)
-        limit = _int_param(request, "limit", DELIVERIES_PER_PAGE, low=1, high=DELIVERIES_MAX)
+        page = int_param(request, "page", 0, low=0, high=100000)
+        limit = int_param(request, "limit", DELIVERIES_PER_PAGE, low=1, high=DELIVERIES_MAX)
         rows, more = selectors.deliveries_of(notification=rule, page=page, limit=limit)
         return Response({"deliveries": [s.delivery_view(row) for row in rows], "additional": more})
 
@@ -237,8 +225,8 @@ class UserNotificationListView(ApiView):
     )
     def get(self, request):
         """A page of the caller's notifications (Quay's page and limit) and the unread count."""
-        page = _int_param(request, "page", 0, low=0, high=100000)
-        limit = _int_param(request, "limit", USER_NOTIFICATIONS_PER_PAGE, low=1, high=USER_NOTIFICATIONS_MAX)
+        page = int_param(request, "page", 0, low=0, high=100000)
+        limit = int_param(request, "limit", USER_NOTIFICATIONS_PER_PAGE, low=1, high=USER_NOTIFICATIONS_MAX)
         rows, more = selectors.user_notifications(user=request.user, page=page, limit=limit)
         return Response(
             {

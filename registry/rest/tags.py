@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from accounts import scopes
 from quay_site.rest.errors import ApiError, InvalidRequest, NotFound
+from quay_site.rest.params import int_param
 from quay_site.rest.views import ApiView
 from registry import errors as registry_errors
 from registry import selectors, services
@@ -40,16 +41,6 @@ def writable(repository: Repository) -> None:
         raise ApiError(
             f"Repository is in read only or mirror mode: {repository.state}", status=503, error_type="invalid_request"
         )
-
-
-def int_param(request, name: str, default: int) -> int:
-    value = request.query_params.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer") from None
 
 
 def name_filter(request) -> tuple[str, str] | None:

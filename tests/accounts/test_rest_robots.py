@@ -97,6 +97,9 @@ def test_it_limits_robot_lists(world, api):
     names = [robot["name"] for robot in client.get(f"{USER_ROBOTS}?limit=2").json()["robots"]]
     assert names == ["alice+aaa", "alice+bbb"]
     problem(client.get(f"{USER_ROBOTS}?limit=zero"), 400, "invalid_request")
+    problem(client.get(f"{USER_ROBOTS}?limit=0"), 400, "invalid_request")
+    # Found by the API fuzz test: a number past 64 bits reached SQLite's LIMIT and answered 500.
+    problem(client.get(f"{USER_ROBOTS}?limit={10**24}"), 400, "invalid_request")
 
 
 def test_user_robot_lists_hold_only_the_callers_robots(world, api):

@@ -15,6 +15,7 @@ from accounts import selectors as account_selectors
 from builds.errors import BuildError
 from builds.rest.serializers import BuildDoc, BuildListDoc, build_view
 from quay_site.rest.errors import ApiError, InvalidRequest, NotFound
+from quay_site.rest.params import int_param
 from quay_site.rest.views import ApiView
 from registry.models import Repository, Role
 from registry.rest.access import client_ip, flag, principal_of, repository_for
@@ -219,13 +220,7 @@ class TriggerBuildListView(ApiView):
     def get(self, request, repository, trigger_uuid):
         """The builds the trigger started, newest first."""
         trigger = _trigger(request, repository, trigger_uuid)
-        raw = request.query_params.get("limit")
-        try:
-            limit = int(raw) if raw not in (None, "") else BUILDS_DEFAULT
-        except ValueError:
-            raise InvalidRequest("limit must be a number") from None
-        if not 1 <= limit <= BUILDS_MAX:
-            raise InvalidRequest(f"limit must be between 1 and {BUILDS_MAX}")
+        limit = int_param(request, "limit", BUILDS_DEFAULT, low=1, high=BUILDS_MAX)
         rows = selectors.trigger_builds(trigger=trigger, limit=limit)
         return Response({"builds": [build_view(build, can_write=True) for build in rows]})
 
