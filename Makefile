@@ -9,7 +9,7 @@ STAMP := $(VENV)/.requirements-installed
 # Three test processes on two cores: many tests wait on servers, buildah or skopeo they started,
 # and a third process uses that idle time (the PostgreSQL run took 824 s with 3, where the sum
 # of the test times was 2,269 s).
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 

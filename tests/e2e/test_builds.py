@@ -247,7 +247,9 @@ def test_a_worker_killed_mid_build_loses_it_to_another(server, setup, workers):
     api = setup
     first = workers("first")
     wait_registered(server, "first")
-    dockerfile = f"FROM {server.host}/acme/base:latest\nRUN sleep 4 && echo survived > /s.txt\n".encode()
+    # Long enough that the first worker is still at it when killed: the check below runs
+    # `manage.py shell`, seconds on a busy machine (with 4 s, the first worker once finished).
+    dockerfile = f"FROM {server.host}/acme/base:latest\nRUN sleep 15 && echo survived > /s.txt\n".encode()
     build = api.start(
         "acme/app", file_id=api.upload(dockerfile, "text/plain"), docker_tags=["requeued"], pull_robot="acme+ci"
     )
