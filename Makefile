@@ -6,9 +6,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 # Touched after a successful install; requirements.txt newer than it means "install again".
 STAMP := $(VENV)/.requirements-installed
-# Three test processes on two cores: many tests wait on servers, buildah or skopeo they started,
-# and a third process uses that idle time (the PostgreSQL run took 824 s with 3, where the sum
-# of the test times was 2,269 s).
+# Four test processes on two cores: many tests wait on servers, buildah or skopeo they started,
+# and the extra processes use that idle time (the embedded run took 988 s with 3 and 901 s with
+# 4, where the sum of the test times was 3,206 s).
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
