@@ -7,8 +7,9 @@ VPY := $(VENV)/bin/python
 # Touched after a successful install; requirements.txt newer than it means "install again".
 STAMP := $(VENV)/.requirements-installed
 # Four test processes on two cores: many tests wait on servers, buildah or skopeo they started,
-# and the extra processes use that idle time (the embedded run took 988 s with 3 and 901 s with
-# 4, where the sum of the test times was 3,206 s).
+# and the extra processes use that idle time (the embedded run took 988 s with 3, and 901 s and
+# 1,018 s in two runs with 4, where the sum of the test times was 3,206 s; the PostgreSQL run
+# without the browser tests 721 s with 4).
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
